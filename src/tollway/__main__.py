@@ -1,0 +1,5 @@
+"""`python -m tollway` runs the CLI."""
+
+from tollway.cli import main
+
+main()

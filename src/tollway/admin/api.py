@@ -1,0 +1,227 @@
+"""The admin REST API under `/admin/v1/` (FastAPI, for its OpenAPI document).
+
+Every route needs an admin key. Errors use the OpenAI error shape, like the
+gateway's OpenAI endpoints, so one client library can read both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from tollway.cli_support import parse_since, parse_when
+from tollway.errors import InvalidRequest, NotFound, PermissionDenied, TollwayError
+from tollway.gateway.auth import Principal
+from tollway.ledger import queries
+
+if TYPE_CHECKING:
+    from tollway.app import Runtime
+
+PREFIX = "/admin/v1"
+
+
+class KeyCreate(BaseModel):
+    user: str = Field(min_length=1, max_length=128)
+    team: str = Field(min_length=1, max_length=128)
+    org: str = Field("demo", min_length=1, max_length=128)
+    name: str | None = Field(None, max_length=200)
+    role: str = Field("user", pattern="^(user|admin)$")
+    expires_at: str | None = Field(
+        None, description="ISO time or a duration from now (e.g. 30d); none = never"
+    )
+    tags: list[str] = Field(default_factory=list, max_length=16)
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    prefix: str
+    name: str | None
+    org: str
+    team: str
+    user: str
+    role: str
+    tags: list[str]
+    created_at_ms: int
+    expires_at_ms: int | None
+    revoked_at_ms: int | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret; shown once, only its hash is stored")
+
+
+def _key_out(info: Any) -> dict[str, Any]:
+    return {
+        "key_id": info.key_id,
+        "prefix": info.prefix,
+        "name": info.name,
+        "org": info.org,
+        "team": info.team,
+        "user": info.user,
+        "role": info.role,
+        "tags": list(info.tags),
+        "created_at_ms": info.created_at_ms,
+        "expires_at_ms": info.expires_at_ms,
+        "revoked_at_ms": info.revoked_at_ms,
+    }
+
+
+def _time_param(value: str | None, default_ms: int, name: str, *, since: bool) -> int:
+    if value is None:
+        return default_ms
+    try:
+        return parse_since(value) if since else parse_when(value, future=False)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: {exc}", param=name) from None
+
+
+def create_admin_app(runtime: Runtime) -> FastAPI:
+    """The admin API bound to a running gateway's `Runtime`."""
+    app = FastAPI(
+        title="Tollway admin API",
+        version="1",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+        default_response_class=ORJSONResponse,
+    )
+    engine = runtime.database.engine
+    store = runtime.key_store
+
+    async def require_admin(request: Request) -> Principal:
+        headers = {k: v for k, v in request.headers.items()}
+        principal = await runtime.gateway.keys.authenticate(headers)
+        if not principal.is_admin:
+            raise PermissionDenied("This endpoint needs an admin key.")
+        return principal
+
+    admin = Annotated[Principal, Depends(require_admin)]
+
+    @app.exception_handler(TollwayError)
+    async def _tollway_error(_: Request, exc: TollwayError) -> ORJSONResponse:
+        return ORJSONResponse(exc.openai_body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        err = InvalidRequest(f"{where}: {first['msg']}" if where else first["msg"], param=where)
+        return ORJSONResponse(err.openai_body(), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> ORJSONResponse:
+        err = (
+            NotFound(str(exc.detail)) if exc.status_code == 404 else InvalidRequest(str(exc.detail))
+        )
+        err.status = exc.status_code
+        return ORJSONResponse(err.openai_body(), status_code=exc.status_code)
+
+    @app.get(f"{PREFIX}/keys", response_model=list[KeyOut], tags=["keys"])
+    async def list_keys(
+        _: admin,
+        org: str | None = None,
+        team: str | None = None,
+        include_revoked: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Keys, without their secrets."""
+        infos = await asyncio.to_thread(
+            store.list, org=org, team=team, include_revoked=include_revoked
+        )
+        return [_key_out(i) for i in infos]
+
+    @app.post(f"{PREFIX}/keys", response_model=KeyCreated, status_code=201, tags=["keys"])
+    async def create_key(_: admin, body: KeyCreate) -> dict[str, Any]:
+        """Create a key; the response carries the secret, once."""
+        expires = None
+        if body.expires_at is not None:
+            try:
+                expires = parse_when(body.expires_at)
+            except ValueError as exc:
+                raise InvalidRequest(f"expires_at: {exc}", param="expires_at") from None
+        key, info = await asyncio.to_thread(
+            store.create,
+            body.user,
+            body.team,
+            body.org,
+            name=body.name,
+            role=body.role,
+            expires_at_ms=expires,
+            tags=tuple(body.tags),
+        )
+        return {**_key_out(info), "key": key}
+
+    @app.delete(f"{PREFIX}/keys/{{key_id}}", response_model=KeyOut, tags=["keys"])
+    async def revoke_key(_: admin, key_id: str) -> dict[str, Any]:
+        """Revoke a key; running gateways stop accepting it within a second."""
+        if not await asyncio.to_thread(store.revoke, key_id):
+            raise NotFound(f"No active key with id '{key_id}'.")
+        infos = await asyncio.to_thread(store.list, include_revoked=True)
+        return next(_key_out(i) for i in infos if i.key_id == key_id)
+
+    @app.get(f"{PREFIX}/usage", tags=["usage"])
+    async def usage(
+        _: admin,
+        group_by: Annotated[
+            str, Query(description="Comma-separated: org, team, user, model, provider")
+        ] = "team",
+        granularity: Annotated[str, Query(pattern="^(total|hour|day)$")] = "total",
+        since: Annotated[str | None, Query(description="ISO time or duration back")] = None,
+        until: Annotated[str | None, Query(description="ISO time or duration back")] = None,
+        org: str | None = None,
+        team: str | None = None,
+        user: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> dict[str, Any]:
+        """Usage and cost grouped by org/team/user/model/provider, per hour/day or in total."""
+        now = int(time.time() * 1000)
+        since_ms = _time_param(since, now - 7 * 86_400_000, "since", since=True)
+        until_ms = _time_param(until, now + 1, "until", since=False)
+        groups = [g.strip() for g in group_by.split(",") if g.strip()]
+        filters = {
+            k: v
+            for k, v in {
+                "org": org,
+                "team": team,
+                "user": user,
+                "model": model,
+                "provider": provider,
+            }.items()
+            if v is not None
+        }
+        try:
+            rows = await asyncio.to_thread(
+                queries.usage,
+                engine,
+                group_by=groups,
+                granularity=granularity,
+                since_ms=since_ms,
+                until_ms=until_ms,
+                filters=filters,
+            )
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="group_by") from None
+        return {
+            "since_ms": since_ms,
+            "until_ms": until_ms,
+            "group_by": groups,
+            "granularity": granularity,
+            "rows": rows,
+        }
+
+    @app.get(f"{PREFIX}/requests/{{request_id}}", tags=["usage"])
+    async def get_request(_: admin, request_id: str) -> dict[str, Any]:
+        """One request's ledger record."""
+        record = await asyncio.to_thread(queries.get_request, engine, request_id)
+        if record is None:
+            raise NotFound(f"No request with id '{request_id}'.")
+        return record
+
+    return app

@@ -1,0 +1,212 @@
+"""The `tollway` command line: a thin layer over library functions.
+
+Commands that read or change stored state (keys, usage) open the same
+database the gateway uses (`--config`, `TOLLWAY_CONFIG`, `TOLLWAY_DATABASE_URL`,
+`TOLLWAY_DATA_DIR`), so they work whether or not the gateway is running.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tollway.cli_support import open_database, parse_since, parse_when
+from tollway.errors import ConfigError
+from tollway.settings import Settings, load_settings
+
+app = typer.Typer(help="Tollway: AI gateway and token control plane.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="YAML config file (or TOLLWAY_CONFIG).")
+]
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[bold red]config error:[/] {exc.message}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+) -> None:
+    """Run the gateway (embedded defaults: SQLite, simulated provider, demo org)."""
+    from tollway.server import run_gateway
+
+    settings = _settings(config)
+    try:
+        run_gateway(settings, host=host, port=port, console=console)
+    except ConfigError as exc:
+        err.print(f"[bold red]config error:[/] {exc.message}")
+        raise typer.Exit(2) from None
+
+
+@app.command("simulate-provider")
+def simulate_provider(
+    port: Annotated[int, typer.Option(help="Listen port.")] = 9000,
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    ttft_ms: Annotated[float, typer.Option(help="Time to first token, ms.")] = 0.0,
+    tokens_per_s: Annotated[float, typer.Option(help="Streaming speed; 0 = instant.")] = 0.0,
+    output_tokens: Annotated[int, typer.Option(help="Default completion length.")] = 32,
+) -> None:
+    """Run the simulated OpenAI + Anthropic provider standalone."""
+    from tollway.providers.simulated import SimConfig
+    from tollway.providers.simulated.server import run_standalone
+
+    console.print(
+        f"simulated provider on http://{host}:{port} (OpenAI: /v1, Anthropic: /v1/messages)"
+    )
+    run_standalone(
+        host,
+        port,
+        SimConfig(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, default_output_tokens=output_tokens),
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option(help="User the key belongs to.")],
+    team: Annotated[str, typer.Option(help="The user's team.")],
+    org: Annotated[str, typer.Option(help="The team's org.")] = "demo",
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="Expiry: a duration from now (30d, 12h) or an ISO date.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    _, store = open_database(_settings(config))
+    expires_ms = parse_when(expires) if expires else None
+    key, info = store.create(user, team, org, name=name, expires_at_ms=expires_ms)
+    console.print(f"[bold green]{key}[/]")
+    err.print(f"key id {info.key_id} for {org}/{team}/{user}; store it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(
+    org: Annotated[str | None, typer.Option(help="Only this org.")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List keys (never their secrets)."""
+    _, store = open_database(_settings(config))
+    table = Table("key id", "prefix", "org", "team", "user", "name", "created", "expires", "state")
+    now = int(time.time() * 1000)
+    for k in store.list(org=org, team=team, include_revoked=all_keys):
+        state = "revoked" if k.revoked_at_ms else ("active" if k.is_active(now) else "expired")
+        table.add_row(
+            k.key_id,
+            k.prefix + "…",
+            k.org,
+            k.team,
+            k.user,
+            k.name or "",
+            _fmt_ms(k.created_at_ms),
+            _fmt_ms(k.expires_at_ms),
+            state,
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, config: ConfigOpt = None) -> None:
+    """Revoke a key by its id (takes effect on running gateways within a second)."""
+    _, store = open_database(_settings(config))
+    if not store.revoke(key_id):
+        err.print(f"no active key with id {key_id}")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
+@app.command()
+def usage(
+    by: Annotated[
+        str, typer.Option(help="Group by: comma-separated org,team,user,model,provider.")
+    ] = "team",
+    since: Annotated[
+        str, typer.Option(help="Start: a duration back (7d, 24h) or ISO date.")
+    ] = "7d",
+    until: Annotated[str | None, typer.Option(help="End (default: now).")] = None,
+    granularity: Annotated[str, typer.Option(help="total, hour or day.")] = "total",
+    config: ConfigOpt = None,
+) -> None:
+    """Token usage and cost, from the hourly rollups."""
+    from tollway.ledger.queries import usage as usage_query
+
+    database, _ = open_database(_settings(config))
+    group_by = [g.strip() for g in by.split(",") if g.strip()]
+    try:
+        rows = usage_query(
+            database.engine,
+            group_by=group_by,
+            granularity=granularity,
+            since_ms=parse_since(since),
+            until_ms=parse_when(until) if until else int(time.time() * 1000) + 1,
+            filters={},
+        )
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    columns = [*(["bucket"] if granularity != "total" else []), *group_by]
+    table = Table(*columns)
+    for label in ("requests", "input", "cached", "output", "list $", "actual $"):
+        table.add_column(label, justify="right")
+    for row in rows:
+        cells = [_fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
+        cells += [str(row[g]) for g in group_by]
+        cells += [
+            f"{row['requests']:,}",
+            f"{row['input_tokens']:,}",
+            f"{row['cached_input_tokens']:,}",
+            f"{row['output_tokens']:,}",
+            f"{row['list_cost_usd']:,.6f}",
+            f"{row['actual_cost_usd']:,.6f}",
+        ]
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command()
+def request(request_id: str, config: ConfigOpt = None) -> None:
+    """Show one request's ledger record."""
+    from tollway.ledger.queries import get_request
+
+    database, _ = open_database(_settings(config))
+    record = get_request(database.engine, request_id)
+    if record is None:
+        err.print(f"no request {request_id}")
+        raise typer.Exit(1)
+    table = Table("field", "value", show_header=False)
+    for k, v in record.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+def _fmt_ms(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,50 @@
+"""Helpers the CLI shares: opening the database, parsing times and durations."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from tollway.ledger.database import Database
+from tollway.ledger.keys import KeyStore
+from tollway.settings import Settings
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def open_database(settings: Settings) -> tuple[Database, KeyStore]:
+    """The configured database, migrated, and its key store."""
+    database = Database(settings.resolved_database_url, sync=settings.server.ledger_sync)
+    database.migrate()
+    return database, KeyStore(database.engine)
+
+
+def duration_ms(text: str) -> int:
+    """`30s`, `15m`, `24h`, `7d`, `2w` in milliseconds; ValueError otherwise."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def parse_when(text: str, *, future: bool = True) -> int:
+    """Epoch ms of an ISO date/time (UTC unless it says otherwise) or a duration from now."""
+    try:
+        offset = duration_ms(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not a time: {text!r} (use an ISO date or a duration)") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    now = int(time.time() * 1000)
+    return now + offset if future else now - offset
+
+
+def parse_since(text: str) -> int:
+    """Epoch ms of a start time: a duration back from now or an ISO date."""
+    return parse_when(text, future=False)

@@ -1,0 +1,1 @@
+"""The data plane: auth → parse → route → forward → settle, for the OpenAI and Anthropic APIs."""

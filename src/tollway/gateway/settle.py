@@ -1,0 +1,114 @@
+"""Settling a request: price its usage, write its ledger record, feed the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from tollway.gateway.apis import ApiSpec, ParsedRequest, fingerprint, prompt_text
+from tollway.gateway.auth import Principal
+from tollway.gateway.state import GatewayState
+from tollway.ledger.record import LedgerRecord
+from tollway.metering.pricing import price_usage
+from tollway.metering.usage import Usage
+from tollway.metrics import Observation
+from tollway.routing.table import Deployment
+
+_PUSD_PER_USD = 10**12
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything learned about one request as it moves down the path."""
+
+    api: ApiSpec
+    request_id: str
+    started_at_ms: int
+    t0: float  # perf_counter at arrival
+    principal: Principal | None = None
+    request: ParsedRequest | None = None
+    tags: tuple[str, ...] = ()
+    deployment: Deployment | None = None
+    attempts: int = 0
+    upstream_s: float = 0.0  # time spent waiting on the upstream
+    ttft_s: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def settle(
+    state: GatewayState,
+    ctx: RequestContext,
+    *,
+    usage: Usage,
+    status: int,
+    estimated: bool = False,
+    error_class: str | None = None,
+    finish_reason: str | None = None,
+) -> asyncio.Future[None]:
+    """Record the request; the returned future resolves once the record is durable."""
+    now = time.perf_counter()
+    latency_s = now - ctx.t0
+    req = ctx.request
+    deployment = ctx.deployment
+    served_model = deployment.upstream_model if deployment else ""
+    provider = deployment.provider.name if deployment else ""
+    list_pusd = actual_pusd = 0
+    if deployment is not None and deployment.price is not None:
+        priced = price_usage(usage, deployment.price, deployment.provider.discount_ppm)
+        list_pusd, actual_pusd = priced.list_cost_pusd, priced.actual_cost_pusd
+    principal = ctx.principal
+    assert principal is not None
+    record = LedgerRecord(
+        request_id=ctx.request_id,
+        started_at_ms=ctx.started_at_ms,
+        finished_at_ms=ctx.started_at_ms + int(latency_s * 1000),
+        key_id=principal.key_id,
+        user=principal.user,
+        team=principal.team,
+        org=principal.org,
+        api=ctx.api.name,
+        requested_model=req.model if req else "",
+        served_model=served_model,
+        provider=provider,
+        deployment=deployment.id if deployment else "",
+        tags=ctx.tags,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        list_cost_pusd=list_pusd,
+        actual_cost_pusd=actual_pusd,
+        peak_weight=1.0,
+        weighted_charge_pusd=actual_pusd,
+        status=status,
+        error_class=error_class,
+        latency_ms=round(latency_s * 1000, 3),
+        ttft_ms=round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
+        stream=bool(req and req.stream),
+        estimated=estimated,
+        max_tokens=req.max_tokens if req else None,
+        finish_reason=finish_reason,
+        attempts=ctx.attempts,
+        prompt_fingerprint=fingerprint(prompt_text(ctx.api, req.body)) if req else "",
+        extra=ctx.extra,
+    )
+    state.metrics.observe(
+        Observation(
+            api=ctx.api.name,
+            model=served_model or (req.model if req else ""),
+            provider=provider,
+            status=status,
+            input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            list_cost_usd=list_pusd / _PUSD_PER_USD,
+            actual_cost_usd=actual_pusd / _PUSD_PER_USD,
+            latency_s=latency_s,
+            overhead_s=max(latency_s - ctx.upstream_s, 0.0),
+            ttft_s=ctx.ttft_s,
+        )
+    )
+    return state.ledger.append(record)

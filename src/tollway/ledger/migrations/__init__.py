@@ -1,0 +1,1 @@
+"""Alembic migrations for the ledger, run in code by `Database.migrate()`."""

@@ -1,0 +1,150 @@
+"""The ledger's tables, as SQLAlchemy Core metadata (SQLite and PostgreSQL alike).
+
+This module describes the current shape; the migrations in `migrations/versions/`
+create it, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+# Alembic's bookkeeping table, named so the ledger can share a PostgreSQL database.
+VERSION_TABLE = "tollway_alembic_version"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row per request; `tags` and `extra` are JSON text so both backends store them alike.
+requests = Table(
+    "requests",
+    metadata,
+    Column("request_id", String, primary_key=True),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("finished_at_ms", BigInteger, nullable=False),
+    Column("key_id", String, nullable=False),
+    Column("user", String, nullable=False),
+    Column("team", String, nullable=False),
+    Column("org", String, nullable=False),
+    Column("api", String, nullable=False),
+    Column("requested_model", String, nullable=False),
+    Column("served_model", String, nullable=False),
+    Column("provider", String, nullable=False),
+    Column("deployment", String, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("cached_input_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("list_cost_pusd", BigInteger, nullable=False),
+    Column("actual_cost_pusd", BigInteger, nullable=False),
+    Column("peak_weight", Float, nullable=False),
+    Column("weighted_charge_pusd", BigInteger, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error_class", String, nullable=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float, nullable=True),
+    Column("stream", Boolean, nullable=False),
+    Column("estimated", Boolean, nullable=False),
+    Column("max_tokens", Integer, nullable=True),
+    Column("finish_reason", String, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("route_rule", String, nullable=True),
+    Column("route_reason", String, nullable=True),
+    Column("prompt_fingerprint", String, nullable=False),
+    Column("extra", Text, nullable=False),
+)
+Index("ix_requests_started_at_ms", requests.c.started_at_ms)
+Index(
+    "ix_requests_org_team_started_at_ms", requests.c.org, requests.c.team, requests.c.started_at_ms
+)
+Index("ix_requests_user_started_at_ms", requests.c.user, requests.c.started_at_ms)
+Index("ix_requests_key_id", requests.c.key_id)
+
+ROLLUP_KEYS = ("hour_start_ms", "org", "team", "user", "model", "provider")
+ROLLUP_SUMS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "list_cost_pusd",
+    "actual_cost_pusd",
+    "weighted_charge_pusd",
+    "estimated",
+    "latency_ms_sum",
+)
+
+# Hourly sums per (org, team, user, model, provider); every report reads this, never `requests`.
+# `model` is the served model (the requested one when nothing was served).
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("hour_start_ms", BigInteger, nullable=False),
+    Column("org", String, nullable=False),
+    Column("team", String, nullable=False),
+    Column("user", String, nullable=False),
+    Column("model", String, nullable=False),
+    Column("provider", String, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("cached_input_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("list_cost_pusd", BigInteger, nullable=False),
+    Column("actual_cost_pusd", BigInteger, nullable=False),
+    Column("weighted_charge_pusd", BigInteger, nullable=False),
+    Column("estimated", BigInteger, nullable=False),
+    Column("latency_ms_sum", Float, nullable=False),
+    PrimaryKeyConstraint(*ROLLUP_KEYS),
+)
+
+# Virtual keys; the plaintext is never stored, only its SHA-256.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String, primary_key=True),
+    Column("key_hash", String, nullable=False, unique=True),
+    Column("prefix", String, nullable=False),
+    Column("name", String, nullable=True),
+    Column("org", String, nullable=False),
+    Column("team", String, nullable=False),
+    Column("user", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=True),
+    Column("revoked_at_ms", BigInteger, nullable=True),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+Index("ix_api_keys_org_team", api_keys.c.org, api_keys.c.team)
+Index("ix_api_keys_updated_at_ms", api_keys.c.updated_at_ms)
+
+# Small settings (e.g. a generated admin key's id); values are opaque text.
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)

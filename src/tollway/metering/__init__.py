@@ -1,0 +1,1 @@
+"""Metering: normalized usage, the price catalog, token estimation, fingerprints."""

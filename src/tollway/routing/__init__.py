@@ -1,0 +1,1 @@
+"""Routing: model names and aliases to deployments, ordering for fallback."""

@@ -1,0 +1,214 @@
+"""Configuration: environment + YAML, validated once at start.
+
+The YAML file (``--config`` or ``TOLLWAY_CONFIG``) declares providers, models
+and their deployments, price overrides and the org tree. Everything is
+optional: with no file, Tollway runs its embedded defaults (SQLite under the
+data dir, the built-in simulated provider, a demo org). Invalid configuration
+raises `ConfigError` with a message that names the offending field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tollway.errors import ConfigError
+
+ProviderKind = Literal["openai", "anthropic", "simulated"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=0, le=65535)
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    ledger_sync: Literal["normal", "full"] = "normal"
+
+
+class SimulatedConfig(_Strict):
+    """Latency and behaviour of the built-in simulated provider."""
+
+    ttft_ms: float = Field(0, ge=0)
+    tokens_per_s: float = Field(0, ge=0)
+    default_output_tokens: int = Field(32, ge=0)
+
+
+class ProviderConfig(_Strict):
+    name: str = Field(min_length=1)
+    kind: ProviderKind
+    base_url: str | None = None
+    api_key_env: str | None = None
+    discount: float | str = 0
+    timeout_s: float = Field(600, gt=0)
+    connect_timeout_s: float = Field(10, gt=0)
+    in_house: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> ProviderConfig:
+        if self.kind != "simulated" and not self.base_url:
+            raise ValueError(f"base_url is required for a provider of kind '{self.kind}'")
+        return self
+
+
+class DeploymentConfig(_Strict):
+    provider: str
+    model: str | None = None
+    weight: int = Field(1, ge=0)
+    id: str | None = None
+
+
+class ModelConfig(_Strict):
+    name: str = Field(min_length=1)
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    price: dict[str, Any] | None = None
+    price_as: str | None = None
+    max_output_tokens: int | None = Field(None, gt=0)
+    in_house: bool = False
+    aliases: list[str] = Field(default_factory=list)
+
+
+class TeamConfig(_Strict):
+    name: str = Field(min_length=1)
+    users: list[str] = Field(default_factory=list)
+
+
+class OrgConfig(_Strict):
+    name: str = Field(min_length=1)
+    teams: list[TeamConfig] = Field(default_factory=list)
+
+
+class Settings(_Strict):
+    """The whole validated configuration."""
+
+    server: ServerConfig = ServerConfig()
+    database_url: str | None = None
+    data_dir: str | None = None
+    simulated: SimulatedConfig = SimulatedConfig()
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    prices: dict[str, Any] = Field(default_factory=dict)
+    orgs: list[OrgConfig] = Field(default_factory=list)
+    demo: bool = False
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_providers(cls, v: list[ProviderConfig]) -> list[ProviderConfig]:
+        _reject_duplicates([p.name for p in v], "providers")
+        return v
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Settings:
+        names = {p.name for p in self.providers}
+        public: list[str] = []
+        for i, model in enumerate(self.models):
+            public += [model.name, *model.aliases]
+            for j, dep in enumerate(model.deployments):
+                if dep.provider not in names:
+                    raise ValueError(
+                        f"models[{i}].deployments[{j}].provider: unknown provider "
+                        f"'{dep.provider}' (declared: {sorted(names) or 'none'})"
+                    )
+        _reject_duplicates(public, "models (names and aliases)")
+        return self
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return Path(
+            self.data_dir
+            or os.environ.get("TOLLWAY_DATA_DIR")
+            or Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "tollway"
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = os.environ.get("TOLLWAY_DATABASE_URL") or self.database_url
+        return url or f"sqlite:///{self.resolved_data_dir / 'tollway.db'}"
+
+
+def _reject_duplicates(names: list[str], where: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{where}: '{name}' is declared twice")
+        seen.add(name)
+
+
+DEMO_ORG = OrgConfig(
+    name="demo",
+    teams=[
+        TeamConfig(name="platform", users=["alice", "bob"]),
+        TeamConfig(name="payments", users=["carol", "dave"]),
+        TeamConfig(name="research", users=["erin"]),
+    ],
+)
+
+
+def embedded_defaults() -> dict[str, Any]:
+    """The configuration `tollway serve` runs with when given no file."""
+    return {
+        "demo": True,
+        "providers": [{"name": "sim", "kind": "simulated", "in_house": False}],
+        "models": [
+            {"name": "gpt-sim", "price_as": "gpt-5.4", "deployments": [{"provider": "sim"}]},
+            {
+                "name": "claude-sim",
+                "price_as": "claude-sonnet-4-6",
+                "deployments": [{"provider": "sim"}],
+            },
+            {
+                "name": "inhouse-sim",
+                "in_house": True,
+                "price": {"input": "0.05", "cached_input": "0.005", "output": "0.20"},
+                "deployments": [{"provider": "sim"}],
+                "aliases": ["coding"],
+            },
+            {
+                "name": "embed-sim",
+                "price_as": "text-embedding-3-small",
+                "deployments": [{"provider": "sim"}],
+            },
+        ],
+        "orgs": [DEMO_ORG.model_dump()],
+    }
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate settings from `path`, `TOLLWAY_CONFIG`, or the embedded defaults."""
+    path = path or os.environ.get("TOLLWAY_CONFIG")
+    if not path:
+        return parse_settings(embedded_defaults(), source="embedded defaults")
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    return parse_settings(raw or {}, source=str(path))
+
+
+def parse_settings(raw: Any, *, source: str = "config") -> Settings:
+    """Validate a parsed mapping; errors name the field path, e.g. `models[0].deployments`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_field_path(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"{source}: invalid configuration: {problems}") from None
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"

@@ -1,0 +1,269 @@
+"""The ledger writer: group commit, commit-before-resolve, flush on close, retries, kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import tollway
+from tollway.ledger import Database, LedgerWriteError, LedgerWriter, usage
+from tollway.ledger.schema import requests, usage_hourly
+
+from .conftest import T0, RecordFactory, sqlite_url
+
+DAY_MS = 86_400_000
+
+
+def count_rows(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT count(*) FROM requests").fetchone()[0]
+
+
+def totals(db: Database) -> dict[str, int]:
+    rows = usage(db.engine, since_ms=0, until_ms=T0 + 365 * DAY_MS)
+    return rows[0] if rows else {}
+
+
+async def test_group_commit_writes_every_row_and_the_rollups(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine)
+    await writer.start()
+    teams, models = ("a", "b", "c"), ("m1", "m2", "")
+    records = [
+        record(
+            team=teams[i % 3],
+            served_model=models[i % 3],
+            started_at_ms=T0 + i * 60_000,
+            status=500 if i % 7 == 0 else 200,
+            estimated=i % 5 == 0,
+            input_tokens=i,
+            actual_cost_pusd=i * 1_000_003,
+        )
+        for i in range(3000)
+    ]
+    await asyncio.gather(*(writer.append(r) for r in records))
+    await writer.close()
+
+    assert count_rows(db_path) == 3000
+    assert writer.rows_written == 3000
+    assert writer.batches_written < 3000 / 4  # grouped, not one commit per record
+    total = totals(db)
+    assert total["requests"] == 3000
+    assert total["errors"] == sum(r.status >= 400 for r in records)
+    assert total["estimated"] == sum(r.estimated for r in records)
+    assert total["input_tokens"] == sum(r.input_tokens for r in records)
+    assert total["actual_cost_pusd"] == sum(r.actual_cost_pusd for r in records)
+    with db.engine.connect() as connection:
+        raw = connection.execute(select(func.sum(requests.c.output_tokens))).scalar_one()
+        rolled = connection.execute(select(func.sum(usage_hourly.c.output_tokens))).scalar_one()
+    assert raw == rolled == 300 * 3000
+
+
+async def test_future_resolves_only_after_commit(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine, max_batch=16)
+    await writer.start()
+    observer = sqlite3.connect(db_path)  # another connection: sees committed rows only
+    seen: dict[str, bool] = {}
+
+    def check(request_id: str, _future: object) -> None:
+        query = "SELECT 1 FROM requests WHERE request_id = ?"
+        seen[request_id] = observer.execute(query, (request_id,)).fetchone() is not None
+
+    futures = []
+    for r in [record() for _ in range(200)]:
+        future = writer.append(r)
+        future.add_done_callback(functools.partial(check, r.request_id))
+        futures.append(future)
+    await asyncio.gather(*futures)
+    await writer.close()
+    observer.close()
+    assert len(seen) == 200
+    assert all(seen.values())
+
+
+async def test_close_flushes_everything_appended(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine, max_batch=64)
+    await writer.start()
+    futures = [writer.append(record()) for _ in range(2000)]
+    await writer.close()
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert count_rows(db_path) == 2000
+    with pytest.raises(RuntimeError):
+        writer.append(record())
+
+
+async def test_a_full_queue_delays_but_never_drops(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine, max_batch=4, max_queue=8)
+    await writer.start()
+    futures = [writer.append(record()) for _ in range(500)]
+    assert writer.saturated
+    assert writer._queue.qsize() <= 8  # the rest waits on the loop side
+    await writer.append_wait(record())  # waits for room, then for its commit
+    await asyncio.gather(*futures)
+    assert writer.backlog == 0 and not writer.saturated
+    await writer.close()
+    assert count_rows(db_path) == 501
+
+
+async def test_a_repeated_request_id_is_stored_and_counted_once(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine)
+    await writer.start()
+    same = record()
+    await asyncio.gather(writer.append(same), writer.append(same))  # one batch
+    await writer.append(same)  # a later batch: the row is already there
+    await writer.close()
+    assert count_rows(db_path) == 1
+    assert totals(db)["requests"] == 1
+
+
+async def test_an_invalid_record_fails_alone(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine)
+    await writer.start()
+    good = [record() for _ in range(20)]
+    bad = record(input_tokens=2**70)  # does not fit a BIGINT
+    futures = [writer.append(r) for r in good[:10]]
+    bad_future = writer.append(bad)
+    futures += [writer.append(r) for r in good[10:]]
+    await asyncio.gather(*futures)
+    with pytest.raises(LedgerWriteError):
+        await bad_future
+    await writer.close()
+    assert count_rows(db_path) == 20
+    assert totals(db)["requests"] == 20
+
+
+async def test_retries_until_the_database_can_take_the_rows(
+    tmp_path: Path, record: RecordFactory
+) -> None:
+    database = Database(sqlite_url(tmp_path / "late.db"))  # not migrated yet: no tables
+    writer = LedgerWriter(database.engine, retry_initial_s=0.01, retry_max_s=0.05)
+    await writer.start()
+    future = writer.append(record())
+    await asyncio.sleep(0.15)
+    assert not future.done()
+    assert writer.retries > 0
+    await asyncio.to_thread(database.migrate)
+    await asyncio.wait_for(future, 5)
+    await writer.close()
+    assert count_rows(tmp_path / "late.db") == 1
+
+
+async def test_close_fails_pending_records_if_the_database_stays_broken(
+    tmp_path: Path, record: RecordFactory
+) -> None:
+    database = Database(sqlite_url(tmp_path / "broken.db"))  # never migrated
+    writer = LedgerWriter(database.engine, max_queue=2, retry_initial_s=0.01)
+    await writer.start()
+    futures = [writer.append(record()) for _ in range(5)]
+    started = time.monotonic()
+    await writer.close(timeout=0.3)
+    assert time.monotonic() - started < 3
+    for future in futures:
+        with pytest.raises(LedgerWriteError):
+            future.result()
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, itertools, os, sys
+    from tollway.ledger import Database, LedgerRecord, LedgerWriter
+
+    async def main():
+        database = Database(sys.argv[1])
+        database.migrate()
+        writer = LedgerWriter(database.engine, max_batch=64)
+        await writer.start()
+        numbers = itertools.count()
+
+        async def client():
+            for n in numbers:
+                rid = f"crash-{n:09d}"
+                record = LedgerRecord(
+                    request_id=rid, started_at_ms=1767225600000 + n * 1000,
+                    finished_at_ms=1767225600000 + n * 1000 + 5, key_id="k", user="u",
+                    team="t", org="o", api="openai.chat", requested_model="m",
+                    input_tokens=n, output_tokens=1, actual_cost_pusd=7,
+                )
+                await writer.append(record)
+                os.write(1, (rid + "\\n").encode())  # only once committed
+
+        await asyncio.gather(*(client() for _ in range(50)))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_every_acknowledged_record_survives_kill_9(db_path: Path) -> None:
+    url = sqlite_url(db_path)
+    src = str(Path(tollway.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert child.stdout is not None
+    acknowledged: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < 3000 and time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if not line:
+            break
+        acknowledged.append(line.decode().strip())
+    child.send_signal(signal.SIGKILL)
+    rest, errors = child.communicate(timeout=10)
+    assert child.returncode == -signal.SIGKILL, errors.decode()[-2000:]
+    # Lines still in the pipe were acknowledged before the kill too (small writes are atomic).
+    acknowledged += [line for line in rest.decode().split("\n") if line]
+    assert len(acknowledged) >= 3000, errors.decode()[-2000:]
+
+    database = Database(url)
+    database.migrate()  # reopening a killed ledger and migrating again works
+    with database.engine.connect() as connection:
+        stored = set(connection.execute(select(requests.c.request_id)).scalars())
+        run = connection.execute
+        rolled_up = run(select(func.sum(usage_hourly.c.requests))).scalar_one()
+        input_raw = run(select(func.sum(requests.c.input_tokens))).scalar_one()
+        input_rolled = run(select(func.sum(usage_hourly.c.input_tokens))).scalar_one()
+    database.close()
+    missing = set(acknowledged) - stored
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:3]}"
+    assert rolled_up == len(stored)  # rows and rollups committed together
+    assert input_rolled == input_raw
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_write(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine)
+    await writer.start()
+    waiter = asyncio.ensure_future(writer.append_wait(record()))
+    await asyncio.sleep(0)
+    waiter.cancel()  # e.g. the client disconnected
+    await writer.close()
+    assert waiter.cancelled()
+    assert count_rows(db_path) == 1
