@@ -90,8 +90,12 @@ def keys_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
+    try:
+        expires_ms = parse_when(expires) if expires else None
+    except ValueError as exc:
+        err.print(f"[red]--expires: {exc}[/]")
+        raise typer.Exit(2) from None
     _, store = open_database(_settings(config))
-    expires_ms = parse_when(expires) if expires else None
     key, info = store.create(user, team, org, name=name, expires_at_ms=expires_ms)
     console.print(f"[bold green]{key}[/]")
     err.print(f"key id {info.key_id} for {org}/{team}/{user}; store it now, it is not shown again")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -82,6 +82,18 @@ def _time_param(value: str | None, default_ms: int, name: str, *, since: bool) -
         raise InvalidRequest(f"{name}: {exc}", param=name) from None
 
 
+async def require_admin(request: Request) -> Principal:
+    """The caller's principal, which must hold an admin key."""
+    runtime: Runtime = request.app.state.runtime
+    principal = await runtime.gateway.keys.authenticate(dict(request.headers.items()))
+    if not principal.is_admin:
+        raise PermissionDenied("This endpoint needs an admin key.")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
 def create_admin_app(runtime: Runtime) -> FastAPI:
     """The admin API bound to a running gateway's `Runtime`."""
     app = FastAPI(
@@ -90,42 +102,33 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
     )
+    app.state.runtime = runtime
     engine = runtime.database.engine
     store = runtime.key_store
 
-    async def require_admin(request: Request) -> Principal:
-        headers = {k: v for k, v in request.headers.items()}
-        principal = await runtime.gateway.keys.authenticate(headers)
-        if not principal.is_admin:
-            raise PermissionDenied("This endpoint needs an admin key.")
-        return principal
-
-    admin = Annotated[Principal, Depends(require_admin)]
-
     @app.exception_handler(TollwayError)
-    async def _tollway_error(_: Request, exc: TollwayError) -> ORJSONResponse:
-        return ORJSONResponse(exc.openai_body(), status_code=exc.status, headers=exc.headers)
+    async def _tollway_error(_: Request, exc: TollwayError) -> JSONResponse:
+        return JSONResponse(exc.openai_body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body")
         err = InvalidRequest(f"{where}: {first['msg']}" if where else first["msg"], param=where)
-        return ORJSONResponse(err.openai_body(), status_code=400)
+        return JSONResponse(err.openai_body(), status_code=400)
 
     @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> ORJSONResponse:
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
         err = (
             NotFound(str(exc.detail)) if exc.status_code == 404 else InvalidRequest(str(exc.detail))
         )
         err.status = exc.status_code
-        return ORJSONResponse(err.openai_body(), status_code=exc.status_code)
+        return JSONResponse(err.openai_body(), status_code=exc.status_code)
 
     @app.get(f"{PREFIX}/keys", response_model=list[KeyOut], tags=["keys"])
     async def list_keys(
-        _: admin,
+        _: AdminPrincipal,
         org: str | None = None,
         team: str | None = None,
         include_revoked: bool = False,
@@ -137,7 +140,7 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
         return [_key_out(i) for i in infos]
 
     @app.post(f"{PREFIX}/keys", response_model=KeyCreated, status_code=201, tags=["keys"])
-    async def create_key(_: admin, body: KeyCreate) -> dict[str, Any]:
+    async def create_key(_: AdminPrincipal, body: KeyCreate) -> dict[str, Any]:
         """Create a key; the response carries the secret, once."""
         expires = None
         if body.expires_at is not None:
@@ -158,7 +161,7 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
         return {**_key_out(info), "key": key}
 
     @app.delete(f"{PREFIX}/keys/{{key_id}}", response_model=KeyOut, tags=["keys"])
-    async def revoke_key(_: admin, key_id: str) -> dict[str, Any]:
+    async def revoke_key(_: AdminPrincipal, key_id: str) -> dict[str, Any]:
         """Revoke a key; running gateways stop accepting it within a second."""
         if not await asyncio.to_thread(store.revoke, key_id):
             raise NotFound(f"No active key with id '{key_id}'.")
@@ -167,7 +170,7 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
 
     @app.get(f"{PREFIX}/usage", tags=["usage"])
     async def usage(
-        _: admin,
+        _: AdminPrincipal,
         group_by: Annotated[
             str, Query(description="Comma-separated: org, team, user, model, provider")
         ] = "team",
@@ -217,7 +220,7 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
         }
 
     @app.get(f"{PREFIX}/requests/{{request_id}}", tags=["usage"])
-    async def get_request(_: admin, request_id: str) -> dict[str, Any]:
+    async def get_request(_: AdminPrincipal, request_id: str) -> dict[str, Any]:
         """One request's ledger record."""
         record = await asyncio.to_thread(queries.get_request, engine, request_id)
         if record is None:

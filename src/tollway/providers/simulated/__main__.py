@@ -16,7 +16,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[str, int, SimConfig]:
         description="A simulated OpenAI + Anthropic API server (for tests and benchmarks).",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--ttft-ms", type=float, default=0.0, help="time to first token")
     parser.add_argument(
         "--tokens-per-s", type=float, default=0.0, help="output speed (0 = instantaneous)"

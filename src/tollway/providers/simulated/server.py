@@ -167,7 +167,7 @@ class SimulatedServer:
 
 
 def run_standalone(
-    host: str = "127.0.0.1", port: int = 8900, config: SimConfig | None = None
+    host: str = "127.0.0.1", port: int = 9000, config: SimConfig | None = None
 ) -> None:
     """Serve the simulator until interrupted (the `simulate-provider` command)."""
     app = create_app(config or SimConfig())
