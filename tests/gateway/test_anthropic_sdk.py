@@ -113,3 +113,11 @@ def test_count_tokens_is_answered_and_not_billed(
         model="claude-test", messages=[{"role": "user", "content": "how many tokens is this"}]
     )
     assert result.input_tokens > 0
+
+
+def test_sdk_stream_helper_as_in_the_readme(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.usage.output_tokens > 0 and final.stop_reason == "end_turn"

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from tollway.metering.tokens import count_tokens
 from tollway.providers.simulated.cache import AnthropicCacheUsage, PromptCache
 from tollway.providers.simulated.config import SimConfig
 from tollway.providers.simulated.engine import (
@@ -27,7 +28,6 @@ from tollway.providers.simulated.replies import (
     random_id,
     token_schedule,
 )
-from tollway.providers.simulated.tokencount import fast_count_tokens
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence"}
 _STATUS_ERRORS: dict[int, tuple[str, str]] = {
@@ -102,7 +102,7 @@ class AnthropicApi:
         config: SimConfig,
         generator: TextGenerator,
         cache: PromptCache,
-        count: Counter = fast_count_tokens,
+        count: Counter = count_tokens,
     ) -> None:
         self._config = config
         self._count = count

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from tollway.metering.tokens import count_tokens
 from tollway.providers.simulated.cache import PromptCache
 from tollway.providers.simulated.config import SimConfig
 from tollway.providers.simulated.engine import (
@@ -38,7 +39,6 @@ from tollway.providers.simulated.replies import (
     random_id,
     token_schedule,
 )
-from tollway.providers.simulated.tokencount import fast_count_tokens
 
 _DONE = b"data: [DONE]\n\n"
 _MODEL_CREATED = 1_700_000_000
@@ -116,7 +116,7 @@ class OpenAIApi:
         config: SimConfig,
         generator: TextGenerator,
         cache: PromptCache,
-        count: Counter = fast_count_tokens,
+        count: Counter = count_tokens,
     ) -> None:
         self._config = config
         self._count = count

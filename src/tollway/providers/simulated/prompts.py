@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from tollway.providers.simulated.tokencount import fast_count_tokens
+from tollway.metering.tokens import count_tokens
 
 Counter = Callable[[str], int]
 
@@ -94,9 +94,7 @@ def _openai_content(content: Any, param: str) -> tuple[str, int]:
     return "".join(texts), extra
 
 
-def openai_chat_prompt(
-    messages: Any, tools: Any = None, count: Counter = fast_count_tokens
-) -> Prompt:
+def openai_chat_prompt(messages: Any, tools: Any = None, count: Counter = count_tokens) -> Prompt:
     """Count an OpenAI chat `messages` array (and `tools`), one segment per message."""
     if not isinstance(messages, list) or not messages:
         raise PromptError(
@@ -136,9 +134,7 @@ def openai_chat_prompt(
     return Prompt(total, segments, last_user)
 
 
-def text_prompts(
-    prompt: Any, param: str = "prompt", count: Counter = fast_count_tokens
-) -> list[Prompt]:
+def text_prompts(prompt: Any, param: str = "prompt", count: Counter = count_tokens) -> list[Prompt]:
     """Count a completions `prompt` or embeddings `input`: a string, strings, or token arrays."""
     if isinstance(prompt, str):
         items: list[Any] = [prompt]
@@ -207,7 +203,7 @@ def _anthropic_block_tokens(block: Any, param: str, count: Counter) -> tuple[int
 
 
 def anthropic_prompt(
-    system: Any, messages: Any, tools: Any = None, count: Counter = fast_count_tokens
+    system: Any, messages: Any, tools: Any = None, count: Counter = count_tokens
 ) -> Prompt:
     """Count an Anthropic request's tools, system and messages, one segment per block."""
     if not isinstance(messages, list) or not messages:
