@@ -56,6 +56,18 @@ def test_keys_create_with_expiry_and_bad_expiry(env: Path) -> None:
     code, _, err = run("keys", "create", "--user", "a", "--team", "t", "--expires", "whenever")
     assert code == 2 and "not a time" in err
 
+    code, out, _ = run("keys", "create", "--user", "b", "--team", "t")
+    store = KeyStore(Database(f"sqlite:///{env / 'tollway.db'}").engine)
+    info = store.get_by_hash(hash_key(out.strip()))
+    assert info is not None and info.expires_at_ms is None
+    code, out, _ = run("keys", "expire", info.key_id, "--at", "2030-01-01")
+    assert code == 0 and "2030-01-01" in out
+    assert store.get(info.key_id).expires_at_ms == 1_893_456_000_000  # type: ignore[union-attr]
+    code, out, _ = run("keys", "expire", info.key_id)
+    assert code == 0 and "never" in out
+    code, _, _ = run("keys", "expire", "key_missing", "--at", "1d")
+    assert code == 1
+
 
 def _record(i: int, team: str, model: str, hour_ms: int) -> LedgerRecord:
     return LedgerRecord(

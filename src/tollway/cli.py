@@ -90,11 +90,7 @@ def keys_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    try:
-        expires_ms = parse_when(expires) if expires else None
-    except ValueError as exc:
-        err.print(f"[red]--expires: {exc}[/]")
-        raise typer.Exit(2) from None
+    expires_ms = _when_option(expires, "--expires")
     _, store = open_database(_settings(config))
     key, info = store.create(user, team, org, name=name, expires_at_ms=expires_ms)
     console.print(f"[bold green]{key}[/]")
@@ -136,6 +132,23 @@ def keys_revoke(key_id: str, config: ConfigOpt = None) -> None:
         err.print(f"no active key with id {key_id}")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
+
+
+@keys_app.command("expire")
+def keys_expire(
+    key_id: str,
+    at: Annotated[
+        str | None, typer.Option(help="A duration from now (30d) or an ISO date; omit to clear.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set (or with no --at, remove) a key's expiry."""
+    expires_ms = _when_option(at, "--at")
+    _, store = open_database(_settings(config))
+    if not store.set_expiry(key_id, expires_ms):
+        err.print(f"no key with id {key_id}")
+        raise typer.Exit(1)
+    console.print(f"{key_id} expires {_fmt_ms(expires_ms) or 'never'}")
 
 
 @app.command()
@@ -200,6 +213,14 @@ def request(request_id: str, config: ConfigOpt = None) -> None:
     for k, v in record.items():
         table.add_row(k, str(v))
     console.print(table)
+
+
+def _when_option(value: str | None, option: str) -> int | None:
+    try:
+        return parse_when(value) if value else None
+    except ValueError as exc:
+        err.print(f"[red]{option}: {exc}[/]")
+        raise typer.Exit(2) from None
 
 
 def _fmt_ms(ms: int | None) -> str:

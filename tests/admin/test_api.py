@@ -62,6 +62,13 @@ def test_key_lifecycle_through_the_api(gateway: GatewayThread) -> None:
     assert status == 200 and [k["key_id"] for k in listed] == [created["key_id"]]
     assert all("key" not in k for k in listed), "secrets are never listed"
 
+    status, updated = call(
+        gateway, "PATCH", f"/admin/v1/keys/{created['key_id']}", {"expires_at": None}
+    )
+    assert status == 200 and updated["expires_at_ms"] is None
+    status, body = call(gateway, "PATCH", "/admin/v1/keys/key_nope", {"expires_at": "1d"})
+    assert status == 404
+
     status, revoked = call(gateway, "DELETE", f"/admin/v1/keys/{created['key_id']}")
     assert status == 200 and revoked["revoked_at_ms"] is not None
     status, body = call(gateway, "DELETE", f"/admin/v1/keys/{created['key_id']}")

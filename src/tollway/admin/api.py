@@ -39,6 +39,12 @@ class KeyCreate(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=16)
 
 
+class KeyUpdate(BaseModel):
+    expires_at: str | None = Field(
+        description="ISO time or a duration from now (e.g. 30d); null removes the expiry"
+    )
+
+
 class KeyOut(BaseModel):
     key_id: str
     prefix: str
@@ -71,6 +77,15 @@ def _key_out(info: Any) -> dict[str, Any]:
         "expires_at_ms": info.expires_at_ms,
         "revoked_at_ms": info.revoked_at_ms,
     }
+
+
+def _expiry(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"expires_at: {exc}", param="expires_at") from None
 
 
 def _time_param(value: str | None, default_ms: int, name: str, *, since: bool) -> int:
@@ -115,7 +130,8 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body")
-        err = InvalidRequest(f"{where}: {first['msg']}" if where else first["msg"], param=where)
+        message = str(first["msg"])
+        err = InvalidRequest(f"{where}: {message}" if where else message, param=where or None)
         return JSONResponse(err.openai_body(), status_code=400)
 
     @app.exception_handler(HTTPException)
@@ -142,12 +158,7 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
     @app.post(f"{PREFIX}/keys", response_model=KeyCreated, status_code=201, tags=["keys"])
     async def create_key(_: AdminPrincipal, body: KeyCreate) -> dict[str, Any]:
         """Create a key; the response carries the secret, once."""
-        expires = None
-        if body.expires_at is not None:
-            try:
-                expires = parse_when(body.expires_at)
-            except ValueError as exc:
-                raise InvalidRequest(f"expires_at: {exc}", param="expires_at") from None
+        expires = _expiry(body.expires_at)
         key, info = await asyncio.to_thread(
             store.create,
             body.user,
@@ -160,13 +171,21 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
         )
         return {**_key_out(info), "key": key}
 
+    @app.patch(f"{PREFIX}/keys/{{key_id}}", response_model=KeyOut, tags=["keys"])
+    async def update_key(_: AdminPrincipal, key_id: str, body: KeyUpdate) -> dict[str, Any]:
+        """Set or remove a key's expiry."""
+        expires = _expiry(body.expires_at)
+        if not await asyncio.to_thread(store.set_expiry, key_id, expires):
+            raise NotFound(f"No key with id '{key_id}'.")
+        info = await asyncio.to_thread(store.get, key_id)
+        return _key_out(info)
+
     @app.delete(f"{PREFIX}/keys/{{key_id}}", response_model=KeyOut, tags=["keys"])
     async def revoke_key(_: AdminPrincipal, key_id: str) -> dict[str, Any]:
         """Revoke a key; running gateways stop accepting it within a second."""
         if not await asyncio.to_thread(store.revoke, key_id):
             raise NotFound(f"No active key with id '{key_id}'.")
-        infos = await asyncio.to_thread(store.list, include_revoked=True)
-        return next(_key_out(i) for i in infos if i.key_id == key_id)
+        return _key_out(await asyncio.to_thread(store.get, key_id))
 
     @app.get(f"{PREFIX}/usage", tags=["usage"])
     async def usage(
