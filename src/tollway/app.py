@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from tollway.bootstrap import ensure_admin_key, ensure_demo_key
+from tollway.budgets.service import BudgetService
 from tollway.errors import MethodNotAllowed, NotFound, TollwayError
 from tollway.gateway import responses
 from tollway.gateway.apis import BY_PATH
@@ -24,6 +25,7 @@ from tollway.gateway.models import ModelsEndpoint
 from tollway.gateway.state import GatewayState
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
+from tollway.ledger.policies import PolicyStore
 from tollway.ledger.writer import LedgerWriter
 from tollway.metering.catalog import PriceCatalog
 from tollway.metrics import Metrics
@@ -54,6 +56,8 @@ class Runtime:
     key_store: KeyStore
     catalog: PriceCatalog
     gateway: GatewayState
+    budgets: BudgetService
+    policies: PolicyStore
     admin_key: str
     demo_key: str | None
 
@@ -163,6 +167,9 @@ class TollwayApp:
         routes = RouteTable.build(settings.models, providers, catalog)
         keys = KeyCache(key_store, admin_key=admin_key)
         await keys.start()
+        policies = PolicyStore(database.engine)
+        budgets = BudgetService(settings, policies, database.engine)
+        await budgets.start()
         ledger = LedgerWriter(database.engine)
         await ledger.start()
         session = aiohttp.ClientSession(
@@ -171,9 +178,18 @@ class TollwayApp:
             skip_auto_headers=("User-Agent",),
         )
         state = GatewayState(
-            routes, keys, ledger, Metrics(), session, settings.server.max_body_bytes
+            routes,
+            keys,
+            ledger,
+            Metrics(),
+            session,
+            settings.server.max_body_bytes,
+            budgets.engine,
+            settings.budget_defaults.default_max_output_tokens,
         )
-        self.runtime = Runtime(settings, database, key_store, catalog, state, admin_key, demo_key)
+        self.runtime = Runtime(
+            settings, database, key_store, catalog, state, budgets, policies, admin_key, demo_key
+        )
         self._routes = {("POST", api.path): ApiEndpoint(state, api) for api in BY_PATH.values()}
         self._routes[("GET", "/v1/models")] = ModelsEndpoint(routes)
         self._routes[("GET", "/metrics")] = self._metrics
@@ -189,6 +205,9 @@ class TollwayApp:
         if runtime is not None:
             await runtime.gateway.keys.close()
             await runtime.gateway.session.close()
+            if runtime.gateway.background:
+                await asyncio.wait(runtime.gateway.background, timeout=5)
+            await runtime.budgets.close()
             await runtime.gateway.ledger.close()
             runtime.database.engine.dispose()
         if self._simulator is not None:

@@ -40,6 +40,20 @@ class SimulatedConfig(_Strict):
     default_output_tokens: int = Field(32, ge=0)
 
 
+class CountersConfig(_Strict):
+    """Where budget and rate-limit counters live, and what happens when that store is down."""
+
+    redis_url: str | None = None  # or TOLLWAY_REDIS_URL; none = in-process counters
+    failure_mode: Literal["closed", "open-bounded"] = "closed"
+    open_fraction: float | str = "0.05"
+
+
+class BudgetDefaults(_Strict):
+    timezone: str = "UTC"
+    default_max_output_tokens: int = Field(4096, gt=0)
+    reservation_ttl_s: int = Field(900, gt=0)
+
+
 class ProviderConfig(_Strict):
     name: str = Field(min_length=1)
     kind: ProviderKind
@@ -97,6 +111,11 @@ class Settings(_Strict):
     prices: dict[str, Any] = Field(default_factory=dict)
     orgs: list[OrgConfig] = Field(default_factory=list)
     demo: bool = False
+    budgets: list[dict[str, Any]] = Field(default_factory=list)
+    rate_limits: list[dict[str, Any]] = Field(default_factory=list)
+    peak: dict[str, Any] | None = None
+    budget_defaults: BudgetDefaults = BudgetDefaults()
+    counters: CountersConfig = CountersConfig()
 
     @field_validator("providers")
     @classmethod
@@ -118,6 +137,18 @@ class Settings(_Strict):
                     )
         _reject_duplicates(public, "models (names and aliases)")
         return self
+
+    @model_validator(mode="after")
+    def _policies_parse(self) -> Settings:
+        # Parsed again at start; here only so that a bad budget fails the config load.
+        from tollway.budgets.policies import parse_policies
+
+        parse_policies(self.budgets, self.rate_limits, self.peak, self.budget_defaults.timezone)
+        return self
+
+    @property
+    def resolved_redis_url(self) -> str | None:
+        return os.environ.get("TOLLWAY_REDIS_URL") or self.counters.redis_url
 
     @property
     def resolved_data_dir(self) -> Path:

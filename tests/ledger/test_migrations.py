@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from tollway.errors import ConfigError
 from tollway.ledger import Database
+from tollway.ledger.database import alembic_config
 from tollway.ledger.schema import VERSION_TABLE, metadata
 
 from .conftest import sqlite_url
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def version(db: Database) -> str:
@@ -29,7 +33,7 @@ def test_migrate_creates_the_parent_directory_and_the_tables(tmp_path: Path) -> 
     assert path.exists()
     tables = set(inspect(db.engine).get_table_names())
     assert {"requests", "usage_hourly", "api_keys", "kv", VERSION_TABLE} <= tables
-    assert version(db) == "0001"
+    assert version(db) == HEAD
 
 
 def test_migrate_is_idempotent(db: Database, db_path: Path) -> None:
@@ -38,7 +42,7 @@ def test_migrate_is_idempotent(db: Database, db_path: Path) -> None:
     db.migrate()
     again = Database(sqlite_url(db_path))
     again.migrate()
-    assert version(again) == "0001"
+    assert version(again) == HEAD
     with again.engine.connect() as connection:
         assert connection.execute(text("SELECT value FROM kv")).scalar_one() == "v"
 
@@ -59,7 +63,7 @@ def test_processes_starting_together_migrate_one_after_the_other(tmp_path: Path)
     for thread in threads:
         thread.join()
     assert errors == []
-    assert version(Database(sqlite_url(path))) == "0001"
+    assert version(Database(sqlite_url(path))) == HEAD
 
 
 def test_schema_module_matches_the_migrations(db: Database) -> None:

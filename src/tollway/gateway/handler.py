@@ -19,6 +19,7 @@ import orjson
 from tollway.errors import InvalidRequest, TollwayError, UpstreamStatus
 from tollway.gateway import responses
 from tollway.gateway.apis import ApiSpec, ParsedRequest, estimate_prompt_tokens, parse_request
+from tollway.gateway.budgeting import reserve
 from tollway.gateway.settle import RequestContext, settle
 from tollway.gateway.sse import (
     AnthropicStreamMeter,
@@ -108,6 +109,17 @@ class ApiEndpoint:
             ctx.tags = parse_tags(headers, ctx.principal.tags)
             route = state.routes.resolve(req.model, api.dialect)
             deployments = state.routes.attempt_order(route, api.dialect)
+            if api.metered:
+                ctx.ticket = await reserve(
+                    state.budgets,
+                    ctx.principal,
+                    ctx.tags,
+                    req,
+                    route,
+                    deployments[0] if deployments else None,
+                    ctx.request_id,
+                    state.default_max_output_tokens,
+                )
             call = await call_upstream(state.session, deployments, req, raw, headers)
         except ClientGone:
             return
@@ -122,6 +134,7 @@ class ApiEndpoint:
 
     async def _fail(self, ctx: RequestContext, exc: TollwayError, send: Any) -> None:
         ctx.attempts = getattr(exc, "attempts", ctx.attempts)
+        headers = {**ctx.budget_headers, **exc.headers}
         if ctx.principal is not None and self.api.metered:
             await settle(
                 self.state, ctx, usage=Usage(), status=exc.status, error_class=type(exc).__name__
@@ -130,10 +143,10 @@ class ApiEndpoint:
             # The upstream rejected the request itself: its error body is already in the
             # caller's dialect and says precisely what is wrong.
             await responses.send_json_bytes(
-                send, exc.status, exc.upstream_body, ctx.request_id, exc.headers
+                send, exc.status, exc.upstream_body, ctx.request_id, headers
             )
             return
-        await responses.send_error(send, exc, self.api.dialect, ctx.request_id)
+        await responses.send_error(send, exc, self.api.dialect, ctx.request_id, headers)
 
     async def _relay_body(
         self, ctx: RequestContext, req: ParsedRequest, call: UpstreamCall, send: Any
@@ -141,12 +154,13 @@ class ApiEndpoint:
         payload = call.payload or b""
         ctx.upstream_s = time.perf_counter() - call.sent_at
         usage, estimated, finish = _usage_of_body(self.api, req, payload)
+        budget_headers = ctx.budget_headers
         if self.api.metered:
             await settle(
                 self.state, ctx, usage=usage, status=200, estimated=estimated, finish_reason=finish
             )
         content_type = call.response.headers.get("content-type", "application/json")
-        await responses.send_bytes(send, 200, payload, content_type, ctx.request_id)
+        await responses.send_bytes(send, 200, payload, content_type, ctx.request_id, budget_headers)
 
     async def _relay_stream(
         self,
@@ -181,7 +195,7 @@ class ApiEndpoint:
         error_class: str | None = None
         response = call.response
         try:
-            await responses.send_stream_start(send, ctx.request_id)
+            await responses.send_stream_start(send, ctx.request_id, ctx.budget_headers)
             async for chunk in response.content.iter_any():
                 out = [r for e in splitter.feed(chunk) if (r := meter.relay(e)) is not None]
                 if out:

@@ -50,10 +50,22 @@ async def send_json(send: Any, status: int, obj: Any, request_id: str = "") -> N
     await send_bytes(send, status, orjson.dumps(obj), _JSON, request_id)
 
 
-async def send_error(send: Any, exc: TollwayError, dialect: str, request_id: str) -> None:
+async def send_error(
+    send: Any,
+    exc: TollwayError,
+    dialect: str,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     """Render `exc` once, in the dialect the caller speaks."""
     body = exc.anthropic_body() if dialect == "anthropic" else exc.openai_body()
-    await send_json_bytes(send, exc.status, orjson.dumps(body), request_id, exc.headers)
+    await send_json_bytes(
+        send,
+        exc.status,
+        orjson.dumps(body),
+        request_id,
+        exc.headers if headers is None else headers,
+    )
 
 
 async def send_stream_start(

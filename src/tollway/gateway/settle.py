@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from tollway.budgets.ticket import Ticket
 from tollway.gateway.apis import ApiSpec, ParsedRequest, fingerprint, prompt_text
 from tollway.gateway.auth import Principal
 from tollway.gateway.state import GatewayState
@@ -33,7 +34,12 @@ class RequestContext:
     attempts: int = 0
     upstream_s: float = 0.0  # time spent waiting on the upstream
     ttft_s: float | None = None
+    ticket: Ticket | None = None  # the budget reservation, once made
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def budget_headers(self) -> dict[str, str]:
+        return self.ticket.headers() if self.ticket is not None else {}
 
 
 def settle(
@@ -59,6 +65,9 @@ def settle(
         list_pusd, actual_pusd = priced.list_cost_pusd, priced.actual_cost_pusd
     principal = ctx.principal
     assert principal is not None
+    ticket = ctx.ticket
+    weight_milli = ticket.weight_milli if ticket is not None else 1000
+    weighted_pusd = ticket.weighted(actual_pusd) if ticket is not None else actual_pusd
     record = LedgerRecord(
         request_id=ctx.request_id,
         started_at_ms=ctx.started_at_ms,
@@ -80,8 +89,8 @@ def settle(
         reasoning_tokens=usage.reasoning_tokens,
         list_cost_pusd=list_pusd,
         actual_cost_pusd=actual_pusd,
-        peak_weight=1.0,
-        weighted_charge_pusd=actual_pusd,
+        peak_weight=weight_milli / 1000,
+        weighted_charge_pusd=weighted_pusd,
         status=status,
         error_class=error_class,
         latency_ms=round(latency_s * 1000, 3),
@@ -111,4 +120,12 @@ def settle(
             ttft_s=ctx.ttft_s,
         )
     )
-    return state.ledger.append(record)
+    durable = state.ledger.append(record)
+    if ticket is not None:
+        # Counters follow the ledger: the record is queued first, so a crash between
+        # the two leaves the ledger right and the reservation to expire.
+        state.in_background(
+            asyncio.create_task(state.budgets.settle(ticket, usage, list_pusd, actual_pusd))
+        )
+        ctx.ticket = None
+    return durable

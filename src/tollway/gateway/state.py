@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import aiohttp
 
+from tollway.budgets.engine import BudgetEngine
 from tollway.gateway.auth import KeyCache
 from tollway.ledger.writer import LedgerWriter
 from tollway.metrics import Metrics
@@ -22,3 +24,11 @@ class GatewayState:
     metrics: Metrics
     session: aiohttp.ClientSession
     max_body_bytes: int
+    budgets: BudgetEngine
+    default_max_output_tokens: int = 4096
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def in_background(self, task: asyncio.Task[None]) -> None:
+        """Keep a reference to a fire-and-forget task until it finishes."""
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)

@@ -148,3 +148,18 @@ kv = Table(
     Column("key", String, primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Control-plane policies declared through the admin API (budgets, rate limits, the peak
+# schedule): the body is the same mapping the YAML config takes. Deleting keeps a
+# tombstone so polling replicas see the change.
+policies = Table(
+    "policies",
+    metadata,
+    Column("kind", String, nullable=False),
+    Column("policy_id", String, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Column("deleted_at_ms", BigInteger, nullable=True),
+    PrimaryKeyConstraint("kind", "policy_id"),
+)
+Index("ix_policies_updated_at_ms", policies.c.updated_at_ms)
