@@ -84,13 +84,20 @@ def settings_for(config: dict[str, Any], data_dir: Path) -> Settings:
 class GatewayProcess:
     """`tollway serve` as a real subprocess (for kill -9 tests)."""
 
-    def __init__(self, config_path: Path, data_dir: Path, port: int) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        data_dir: Path,
+        port: int,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
             "TOLLWAY_DATA_DIR": str(data_dir),
             "TOLLWAY_ADMIN_KEY": ADMIN_KEY,
+            **(extra_env or {}),
         }
         self.proc = subprocess.Popen(
             [

@@ -182,7 +182,7 @@ def usage(
         raise typer.Exit(2) from None
     columns = [*(["bucket"] if granularity != "total" else []), *group_by]
     table = Table(*columns)
-    for label in ("requests", "input", "cached", "output", "list $", "actual $"):
+    for label in ("requests", "input", "cached", "output", "list $", "actual $", "weighted $"):
         table.add_column(label, justify="right")
     for row in rows:
         cells = [_fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
@@ -194,9 +194,29 @@ def usage(
             f"{row['output_tokens']:,}",
             f"{row['list_cost_usd']:,.6f}",
             f"{row['actual_cost_usd']:,.6f}",
+            f"{row['weighted_charge_pusd'] / 10**12:,.6f}",
         ]
         table.add_row(*cells)
     console.print(table)
+
+
+@app.command()
+def budgets(
+    url: Annotated[
+        str | None, typer.Option(help="A running gateway (default: the configured host/port).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Every budget's use in its current window, with a progress bar."""
+    from tollway.cli_budgets import admin_key_for, fetch_live, from_ledger, render
+
+    settings = _settings(config)
+    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    live = fetch_live(base, admin_key_for(settings))
+    if live is not None:
+        render(console, live, f"live from {base}")
+    else:
+        render(console, from_ledger(settings), "settled use from the ledger; no gateway answered")
 
 
 @app.command()

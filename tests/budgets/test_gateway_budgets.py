@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import openai
 import pytest
 
 from tests.gateway.test_openai_sdk import ledger_row
-from tests.harness import GatewayThread, settings_for
+from tests.harness import ADMIN_KEY, GatewayThread, settings_for
 from tollway.metering.tokens import count_tokens
 from tollway.providers.simulated import SimulatedServer
 
@@ -56,6 +57,7 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
 def budget_gateway(
     sim: SimulatedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
+    os.environ["TOLLWAY_ADMIN_KEY"] = ADMIN_KEY
     data_dir = tmp_path_factory.mktemp("budget-gateway")
     server = GatewayThread(settings_for(config(sim), data_dir)).start()
     yield server
@@ -138,3 +140,99 @@ def test_requests_per_minute(budget_gateway: GatewayThread) -> None:
         ask(oai)
     assert "requests per minute" in info.value.message
     assert info.value.response.headers["retry-after"]
+
+
+def test_budgets_through_the_admin_api(budget_gateway: GatewayThread) -> None:
+    from tests.admin.test_api import call
+
+    status, body = call(
+        budget_gateway,
+        "PUT",
+        "/admin/v1/budgets/dana-daily",
+        {
+            "scope": "user",
+            "subject": "acme/apis/dana",
+            "unit": "tokens_total",
+            "window": "rolling 24h",
+            "hard_limit": 2 * CHARGE,
+        },
+    )
+    assert status == 200, body
+    assert body["items"][0]["hard_limit"] == 2 * CHARGE and body["items"][0]["used"] == 0
+    oai = client(budget_gateway, "dana", "apis")
+    ask(oai)
+    ask(oai)
+    with pytest.raises(openai.RateLimitError):
+        ask(oai)
+
+    status, listing = call(budget_gateway, "GET", "/admin/v1/budgets")
+    assert status == 200
+    mine = next(b for b in listing["budgets"] if b["id"] == "dana-daily")
+    assert (mine["used"], mine["source"], mine["window"]) == (2 * CHARGE, "api", "rolling 24h")
+    team = next(b for b in listing["budgets"] if b["id"] == "team:acme/capped:daily:tokens_total")
+    assert team["source"] == "config" and team["soft_exceeded"]
+    assert any(r["metric"] == "requests" for r in listing["rate_limits"])
+
+    status, body = call(
+        budget_gateway,
+        "PUT",
+        "/admin/v1/budgets/bad",
+        {"scope": "team", "subject": "acme/x", "window": "fortnight", "hard_limit": 5},
+    )
+    assert status == 400 and "window" in body["error"]["message"]
+    status, body = call(
+        budget_gateway, "DELETE", "/admin/v1/budgets/team:acme/capped:daily:tokens_total"
+    )
+    assert status == 404 or "config file" in body["error"]["message"]
+
+    status, _ = call(budget_gateway, "DELETE", "/admin/v1/budgets/dana-daily")
+    assert status == 200
+    ask(oai)  # no budget any more
+
+
+def test_peak_schedule_through_the_admin_api(budget_gateway: GatewayThread) -> None:
+    from tests.admin.test_api import call
+
+    status, body = call(budget_gateway, "GET", "/admin/v1/peak-schedule")
+    assert status == 200 and body["source"] == "config" and body["weight_now"] == 1.0
+    flat3 = {"timezone": "UTC", "default_weight": 3.0, "rules": []}
+    status, body = call(budget_gateway, "PUT", "/admin/v1/peak-schedule", flat3)
+    assert status == 200 and body["source"] == "api" and body["weight_now"] == 3.0
+    oai = client(budget_gateway, "pia", "open")
+    row = ledger_row(budget_gateway, ask(oai).headers["x-tollway-request-id"])
+    assert row["peak_weight"] == 3.0
+    status, body = call(budget_gateway, "PUT", "/admin/v1/peak-schedule", {"rules": []})
+    assert status == 400 and "timezone" in body["error"]["message"]
+    original = budget_gateway.settings.peak
+    status, _ = call(budget_gateway, "PUT", "/admin/v1/peak-schedule", original)
+    assert status == 200
+
+
+def test_budgets_cli_live_and_from_the_ledger(
+    budget_gateway: GatewayThread,
+    sim: SimulatedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tests.harness import write_config
+    from tollway.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("TOLLWAY_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("TOLLWAY_DATA_DIR", str(budget_gateway.settings.resolved_data_dir))
+    path = write_config(tmp_path / "tollway.yaml", config(sim))
+    live = CliRunner().invoke(app, ["budgets", "--url", budget_gateway.base_url])
+    assert live.exit_code == 0, live.output
+    assert "live from" in live.output and "team:capped daily" in live.output
+    used_line = next(line for line in live.output.splitlines() if "team:capped" in line)
+    assert f"{5 * CHARGE:,}" in used_line
+
+    offline = CliRunner().invoke(
+        app, ["budgets", "--url", "http://127.0.0.1:9", "--config", str(path)]
+    )
+    assert offline.exit_code == 0, offline.output
+    assert "from the ledger" in offline.output
+    used_line = next(line for line in offline.output.splitlines() if "team:capped" in line)
+    assert f"{5 * CHARGE:,}" in used_line

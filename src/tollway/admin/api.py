@@ -10,15 +10,16 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from tollway.admin import budgets
+from tollway.admin.auth import AdminPrincipal
 from tollway.cli_support import parse_since, parse_when
-from tollway.errors import InvalidRequest, NotFound, PermissionDenied, TollwayError
-from tollway.gateway.auth import Principal
+from tollway.errors import InvalidRequest, NotFound, TollwayError
 from tollway.ledger import queries
 
 if TYPE_CHECKING:
@@ -97,18 +98,6 @@ def _time_param(value: str | None, default_ms: int, name: str, *, since: bool) -
         raise InvalidRequest(f"{name}: {exc}", param=name) from None
 
 
-async def require_admin(request: Request) -> Principal:
-    """The caller's principal, which must hold an admin key."""
-    runtime: Runtime = request.app.state.runtime
-    principal = await runtime.gateway.keys.authenticate(dict(request.headers.items()))
-    if not principal.is_admin:
-        raise PermissionDenied("This endpoint needs an admin key.")
-    return principal
-
-
-AdminPrincipal = Annotated[Principal, Depends(require_admin)]
-
-
 def create_admin_app(runtime: Runtime) -> FastAPI:
     """The admin API bound to a running gateway's `Runtime`."""
     app = FastAPI(
@@ -119,6 +108,7 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.include_router(budgets.router)
     engine = runtime.database.engine
     store = runtime.key_store
 
