@@ -142,7 +142,7 @@ def test_three_replicas_share_one_exact_budget(tmp_path: Path, redis: RedisServe
         assert statuses.get(200) == ALLOWED, statuses
         assert statuses.get(429) == CLIENTS
         _eventually(lambda: cluster.ledger_tokens()[0] == ALLOWED)
-        served, tokens = cluster.ledger_tokens()
+        _, tokens = cluster.ledger_tokens()
         assert tokens == ALLOWED * CHARGE <= LIMIT
         _eventually(lambda: cluster.admin_used() == tokens)
     finally:
