@@ -185,6 +185,7 @@ class TollwayApp:
             session,
             settings.server.max_body_bytes,
             budgets.engine,
+            settings.steering_rules(),
             settings.budget_defaults.default_max_output_tokens,
         )
         self.runtime = Runtime(

@@ -23,6 +23,8 @@ from tollway.settings import Settings, load_settings
 app = typer.Typer(help="Tollway: AI gateway and token control plane.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=True)
+app.add_typer(route_app, name="route")
 console = Console()
 err = Console(stderr=True)
 
@@ -217,6 +219,23 @@ def budgets(
         render(console, live, f"live from {base}")
     else:
         render(console, from_ledger(settings), "settled use from the ledger; no gateway answered")
+
+
+@route_app.command("explain")
+def route_explain(
+    key: Annotated[str, typer.Option(help="The key (its secret or its id).")],
+    model: Annotated[str, typer.Option(help="The model the client asks for.")],
+    tags: Annotated[str, typer.Option(help="Comma-separated client tags.")] = "",
+    data_class: Annotated[str, typer.Option(help="clean, pii or secret.")] = "clean",
+    config: ConfigOpt = None,
+) -> None:
+    """Which steering rule a request would match, and why, without sending it."""
+    from tollway.cli_route import explain
+
+    tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
+    code = explain(console, _settings(config), key, model, tag_list, data_class)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tollway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tollway.routing.steering import Steering
 
 ProviderKind = Literal["openai", "anthropic", "simulated"]
 
@@ -114,6 +117,7 @@ class Settings(_Strict):
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     rate_limits: list[dict[str, Any]] = Field(default_factory=list)
     peak: dict[str, Any] | None = None
+    steering: list[dict[str, Any]] | None = None  # None: the default ladder, [] for none
     budget_defaults: BudgetDefaults = BudgetDefaults()
     counters: CountersConfig = CountersConfig()
 
@@ -144,7 +148,25 @@ class Settings(_Strict):
         from tollway.budgets.policies import parse_policies
 
         parse_policies(self.budgets, self.rate_limits, self.peak, self.budget_defaults.timezone)
+        self.steering_rules()
         return self
+
+    def steering_rules(self) -> Steering:
+        """The compiled steering rules: as configured, or the default ladder toward the first
+        in-house model when `steering` is absent."""
+        from tollway.routing.steering import Steering, default_ladder
+
+        raw = self.steering
+        if raw is None:
+            in_house = next((m.name for m in self.models if m.in_house), None)
+            raw = default_ladder(in_house) if in_house else []
+        steering = Steering.from_config(raw)
+        served = {name for m in self.models for name in (m.name, *m.aliases)}
+        for i, rule in enumerate(steering.rules):
+            target = rule.actions.route_to
+            if target is not None and target not in served:
+                raise ConfigError(f"steering[{i}].then.route_to: no model or alias '{target}'")
+        return steering
 
     @property
     def resolved_redis_url(self) -> str | None:

@@ -58,6 +58,7 @@ class ParsedRequest:
     stream: bool
     max_tokens: int | None
     wants_usage: bool  # OpenAI streams: did the client ask for the usage chunk itself?
+    modified: bool = False  # the gateway changed `body` (e.g. capped max tokens)
 
 
 def parse_request(api: ApiSpec, body: Any) -> ParsedRequest:

@@ -30,9 +30,11 @@ from tollway.gateway.sse import (
     openai_error_event,
 )
 from tollway.gateway.state import GatewayState
+from tollway.gateway.steer import gather_facts, steer
 from tollway.gateway.upstream import UpstreamCall, call_upstream
 from tollway.metering.tokens import count_tokens
 from tollway.metering.usage import Usage
+from tollway.routing.table import ModelRoute
 
 Scope = dict[str, Any]
 _TAG_RE = re.compile(r"^[A-Za-z0-9_.:/=-]{1,64}$")
@@ -108,6 +110,8 @@ class ApiEndpoint:
             ctx.request = req = parse_request(api, body)
             ctx.tags = parse_tags(headers, ctx.principal.tags)
             route = state.routes.resolve(req.model, api.dialect)
+            if state.steering.rules and api.metered:
+                route = self._steer(ctx, req, route)
             deployments = state.routes.attempt_order(route, api.dialect)
             if api.metered:
                 ctx.ticket = await reserve(
@@ -131,6 +135,18 @@ class ApiEndpoint:
             await self._relay_stream(ctx, req, call, send, receive)
         else:
             await self._relay_body(ctx, req, call, send)
+
+    def _steer(self, ctx: RequestContext, req: ParsedRequest, route: ModelRoute) -> ModelRoute:
+        state = self.state
+        assert ctx.principal is not None
+        needs = state.steering.needs
+        input_tokens = estimate_prompt_tokens(req.api, req.body) if "input_tokens" in needs else 0
+        facts = gather_facts(
+            state.budgets, ctx.principal, ctx.tags, req, route, input_tokens=input_tokens
+        )
+        steered = steer(state.steering, state.routes, facts, req, route)
+        ctx.route_rule, ctx.route_reason = steered.decision.rule_id, steered.reason
+        return steered.route
 
     async def _fail(self, ctx: RequestContext, exc: TollwayError, send: Any) -> None:
         ctx.attempts = getattr(exc, "attempts", ctx.attempts)

@@ -35,6 +35,8 @@ class RequestContext:
     upstream_s: float = 0.0  # time spent waiting on the upstream
     ttft_s: float | None = None
     ticket: Ticket | None = None  # the budget reservation, once made
+    route_rule: str | None = None  # the steering rule that matched, and why
+    route_reason: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -100,6 +102,8 @@ def settle(
         max_tokens=req.max_tokens if req else None,
         finish_reason=finish_reason,
         attempts=ctx.attempts,
+        route_rule=ctx.route_rule,
+        route_reason=ctx.route_reason,
         prompt_fingerprint=fingerprint(prompt_text(ctx.api, req.body)) if req else "",
         extra=ctx.extra,
     )

@@ -11,6 +11,7 @@ from tollway.budgets.engine import BudgetEngine
 from tollway.gateway.auth import KeyCache
 from tollway.ledger.writer import LedgerWriter
 from tollway.metrics import Metrics
+from tollway.routing.steering import Steering
 from tollway.routing.table import RouteTable
 
 
@@ -25,6 +26,7 @@ class GatewayState:
     session: aiohttp.ClientSession
     max_body_bytes: int
     budgets: BudgetEngine
+    steering: Steering = field(default_factory=lambda: Steering(()))
     default_max_output_tokens: int = 4096
     background: set[asyncio.Task[None]] = field(default_factory=set)
 

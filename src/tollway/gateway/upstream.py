@@ -37,7 +37,7 @@ class UpstreamCall:
 def upstream_body(req: ParsedRequest, deployment: Deployment, raw: bytes) -> bytes:
     """The body to send: the client's bytes unless the model or stream options must change."""
     inject_usage = req.stream and req.api.dialect == "openai" and not req.wants_usage
-    if deployment.upstream_model == req.model and not inject_usage:
+    if deployment.upstream_model == req.model and not inject_usage and not req.modified:
         return raw
     body = dict(req.body)
     body["model"] = deployment.upstream_model
