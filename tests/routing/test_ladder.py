@@ -25,17 +25,35 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
         ],
         "models": [
             {"name": "gpt-test", "price_as": "gpt-5.4", "deployments": [{"provider": "vendor"}]},
-            {"name": "inhouse", "in_house": True, "price": {"input": "0.05", "output": "0.20"},
-             "deployments": [{"provider": "gpu", "model": "inhouse-coder"}]},
+            {
+                "name": "inhouse",
+                "in_house": True,
+                "price": {"input": "0.05", "output": "0.20"},
+                "deployments": [{"provider": "gpu", "model": "inhouse-coder"}],
+            },
         ],
-        "budgets": [{"scope": "team", "subject": "acme/ladder", "unit": "tokens_total",
-                     "window": "day", "soft_limit": 10 * CHARGE, "hard_limit": 12 * CHARGE}],
+        "budgets": [
+            {
+                "scope": "team",
+                "subject": "acme/ladder",
+                "unit": "tokens_total",
+                "window": "day",
+                "soft_limit": 10 * CHARGE,
+                "hard_limit": 12 * CHARGE,
+            }
+        ],
         "peak": {"timezone": "UTC", "default_weight": 1.0, "rules": []},
         "steering": [
-            {"id": "cap", "when": {"budget_soft_pct": ">=100", "third_party": True},
-             "then": {"route_to": "inhouse", "cap_max_tokens": 4}},
-            {"id": "home", "when": {"budget_soft_pct": ">=80", "third_party": True},
-             "then": {"route_to": "inhouse"}},
+            {
+                "id": "cap",
+                "when": {"budget_soft_pct": ">=100", "third_party": True},
+                "then": {"route_to": "inhouse", "cap_max_tokens": 4},
+            },
+            {
+                "id": "home",
+                "when": {"budget_soft_pct": ">=80", "third_party": True},
+                "then": {"route_to": "inhouse"},
+            },
         ],
     }
 
@@ -44,9 +62,7 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
 def ladder_gateway(
     sim: SimulatedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
-    server = GatewayThread(
-        settings_for(config(sim), tmp_path_factory.mktemp("ladder"))
-    ).start()
+    server = GatewayThread(settings_for(config(sim), tmp_path_factory.mktemp("ladder"))).start()
     yield server
     server.stop()
 
@@ -81,7 +97,9 @@ def test_team_walks_the_ladder(ladder_gateway: GatewayThread) -> None:
 
 
 def test_route_explain_cli(
-    ladder_gateway: GatewayThread, sim: SimulatedServer, tmp_path: Any,
+    ladder_gateway: GatewayThread,
+    sim: SimulatedServer,
+    tmp_path: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from typer.testing import CliRunner

@@ -10,8 +10,14 @@ from tollway.routing.steering import Facts, Steering, default_ladder
 
 def facts(**overrides: object) -> Facts:
     base: dict[str, object] = {
-        "org": "acme", "team": "payments", "user": "ada", "key_id": "key_1",
-        "requested_model": "gpt-5.4", "tags": (), "in_house": False, "utc_hour": 12,
+        "org": "acme",
+        "team": "payments",
+        "user": "ada",
+        "key_id": "key_1",
+        "requested_model": "gpt-5.4",
+        "tags": (),
+        "in_house": False,
+        "utc_hour": 12,
     }
     return Facts(**{**base, **overrides})  # type: ignore[arg-type]
 
@@ -27,15 +33,23 @@ def test_default_ladder_steps() -> None:
 
 
 def test_conditions() -> None:
-    rules = Steering.from_config([
-        {"id": "a", "when": {"team": "acme/pay*", "tags_any": "ci:*"}, "then": {"log": "full"}},
-        {"id": "b", "when": {"data_class": ["secret", "pii"]}, "then": {"route_to": "home"}},
-        {"id": "c", "when": {"hours": "22-06"}, "then": {"cap_max_tokens": 100}},
-        {"id": "d", "when": {"input_tokens": ">8000", "requested_model": ["gpt-5.4"]},
-         "then": {"deny": "too big"}},
-        {"id": "e", "when": {"user": "acme/payments/ada", "peak_weight": ">=2"},
-         "then": {"require_tag": "project:*"}},
-    ])
+    rules = Steering.from_config(
+        [
+            {"id": "a", "when": {"team": "acme/pay*", "tags_any": "ci:*"}, "then": {"log": "full"}},
+            {"id": "b", "when": {"data_class": ["secret", "pii"]}, "then": {"route_to": "home"}},
+            {"id": "c", "when": {"hours": "22-06"}, "then": {"cap_max_tokens": 100}},
+            {
+                "id": "d",
+                "when": {"input_tokens": ">8000", "requested_model": ["gpt-5.4"]},
+                "then": {"deny": "too big"},
+            },
+            {
+                "id": "e",
+                "when": {"user": "acme/payments/ada", "peak_weight": ">=2"},
+                "then": {"require_tag": "project:*"},
+            },
+        ]
+    )
     assert rules.decide(facts(tags=("ci:nightly",))).rule_id == "a"
     assert rules.decide(facts(team="search", tags=("ci:x",))).rule_id is None
     assert rules.decide(facts(data_class="pii")).rule_id == "b"
@@ -55,8 +69,10 @@ def test_conditions() -> None:
         ({"id": "x", "when": {"colour": "red"}, "then": {"log": "full"}}, r"when\.colour"),
         ({"id": "x", "then": {"teleport": 1}}, r"then\.teleport"),
         ({"id": "x", "then": {}}, r"then: is required"),
-        ({"id": "x", "when": {"budget_soft_pct": "lots"}, "then": {"log": "full"}},
-         r"budget_soft_pct: must be a comparison"),
+        (
+            {"id": "x", "when": {"budget_soft_pct": "lots"}, "then": {"log": "full"}},
+            r"budget_soft_pct: must be a comparison",
+        ),
         ({"id": "x", "then": {"cap_max_tokens": 0}}, r"cap_max_tokens"),
         ({"id": "x", "then": {"log": "everything"}}, r"then\.log"),
     ],
