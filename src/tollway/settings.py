@@ -90,6 +90,8 @@ class ModelConfig(_Strict):
     max_output_tokens: int | None = Field(None, gt=0)
     in_house: bool = False
     aliases: list[str] = Field(default_factory=list)
+    fallbacks: list[str] = Field(default_factory=list)  # other models, tried after these
+    strategy: Literal["weighted", "least-busy"] = "weighted"
 
 
 class TeamConfig(_Strict):
@@ -140,6 +142,10 @@ class Settings(_Strict):
                         f"'{dep.provider}' (declared: {sorted(names) or 'none'})"
                     )
         _reject_duplicates(public, "models (names and aliases)")
+        for i, model in enumerate(self.models):
+            for j, other in enumerate(model.fallbacks):
+                if other not in public or other in (model.name, *model.aliases):
+                    raise ValueError(f"models[{i}].fallbacks[{j}]: no other model '{other}'")
         return self
 
     @model_validator(mode="after")

@@ -12,8 +12,15 @@ from tests.conftest import sim_control
 from tests.gateway.test_openai_sdk import ledger_row
 from tests.harness import GatewayThread
 from tollway.metering.tokens import count_tokens
+from tollway.routing.health import DeploymentHealth
 
 MESSAGES = [{"role": "user", "content": "hello sim:tokens=10"}]
+
+
+@pytest.fixture(autouse=True)
+def fresh_health(gateway: GatewayThread) -> None:
+    """Each test starts with every deployment healthy (cool-downs last 30 s)."""
+    gateway.runtime.gateway.routes.health = DeploymentHealth()
 
 
 def fault(sim: Any, **rule: Any) -> None:
@@ -123,3 +130,15 @@ def test_anthropic_stream_dropped(
     row = ledger_row(gateway, request_id)
     assert row["estimated"] and row["error_class"] == "UpstreamDropped"
     assert 0 < row["output_tokens"] < 50 and row["input_tokens"] > 0
+
+
+def test_failing_deployment_cools_down(
+    gateway: GatewayThread, sim: Any, oai: openai.OpenAI
+) -> None:
+    fault(sim, model="flaky-primary", mode="status", status=500, times=3)
+    for _ in range(3):  # three failures in a row, each rescued by the backup
+        raw = oai.chat.completions.with_raw_response.create(model="flaky", messages=MESSAGES)
+        assert ledger_row(gateway, raw.headers["x-tollway-request-id"])["attempts"] == 2
+    raw = oai.chat.completions.with_raw_response.create(model="flaky", messages=MESSAGES)
+    row = ledger_row(gateway, raw.headers["x-tollway-request-id"])
+    assert row["attempts"] == 1 and row["served_model"] == "flaky-backup"  # primary cooling

@@ -124,7 +124,15 @@ class ApiEndpoint:
                     ctx.request_id,
                     state.default_max_output_tokens,
                 )
-            call = await call_upstream(state.session, deployments, req, raw, headers)
+            call = await call_upstream(
+                state.session,
+                deployments,
+                req,
+                raw,
+                headers,
+                state.routes.health,
+                state.routes.retry_budget(route),
+            )
         except ClientGone:
             return
         except TollwayError as exc:

@@ -124,6 +124,8 @@ def settle(
             ttft_s=ctx.ttft_s,
         )
     )
+    if deployment is not None:
+        state.routes.health.finished(deployment.id)
     durable = state.ledger.append(record)
     if ticket is not None:
         # Counters follow the ledger: the record is queued first, so a crash between

@@ -17,6 +17,7 @@ import orjson
 
 from tollway.errors import UpstreamConnect, UpstreamError, UpstreamStatus, UpstreamTimeout
 from tollway.gateway.apis import ParsedRequest
+from tollway.routing.health import DeploymentHealth, RetryBudget
 from tollway.routing.table import Deployment
 
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -52,11 +53,24 @@ async def call_upstream(
     req: ParsedRequest,
     raw: bytes,
     client_headers: Mapping[str, str],
+    health: DeploymentHealth,
+    retries: RetryBudget,
 ) -> UpstreamCall:
-    """Try `deployments` in order; return the first success or raise the last failure."""
+    """Try `deployments` in order; return the first success or raise the last failure.
+
+    Retryable failures count against the deployment's health; fallback attempts
+    spend the model's retry budget. The winner stays counted as in flight until
+    the request settles.
+    """
     last: UpstreamError | None = None
+    retries.deposit()
     for attempt, deployment in enumerate(deployments, start=1):
+        if attempt > 1 and not retries.try_spend():
+            assert last is not None
+            last.message += " (no fallback: the model's retry budget is spent)"
+            break
         provider = deployment.provider
+        health.started(deployment.id)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=provider.connect_timeout_s, sock_read=provider.timeout_s
         )
@@ -73,6 +87,7 @@ async def call_upstream(
             if response.status >= 400:
                 raise await _status_error(response, provider.name)
             payload = None if req.stream else await response.read()
+            health.succeeded(deployment.id)
             return UpstreamCall(deployment, response, payload, attempt, sent_at, headers_at)
         except UpstreamError as exc:
             last = exc
@@ -87,9 +102,11 @@ async def call_upstream(
             )
         if response is not None:
             response.close()
+        health.finished(deployment.id)
         last.attempts = attempt
         if not last.retryable:
             break
+        health.failed(deployment.id)
     if last is None:
         raise UpstreamConnect("No deployment of this model can serve this API.")
     raise last

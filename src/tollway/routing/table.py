@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tollway.errors import ConfigError, InvalidRequest, UnknownModel
 from tollway.metering.catalog import Price, PriceCatalog
 from tollway.providers import Provider
+from tollway.routing.health import DeploymentHealth, RetryBudget
 from tollway.settings import ModelConfig
 
 
@@ -37,21 +38,28 @@ class ModelRoute:
     in_house: bool
     price: Price | None
     aliases: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    strategy: str = "weighted"
 
     @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
-    def attempt_order(self, dialect: str, rng: random.Random) -> list[Deployment]:
-        """Deployments to try for one request: a weighted pick first, the rest as fallbacks."""
+    def attempt_order(
+        self, dialect: str, rng: random.Random, health: DeploymentHealth
+    ) -> list[Deployment]:
+        """This model's deployments for one request: the pick first (weighted or least busy),
+        the others as fallbacks."""
         usable = [d for d in self.deployments if d.provider.supports(dialect)]
-        if len(usable) <= 1:
-            return usable
-        weights = [d.weight for d in usable]
-        if sum(weights) <= 0:
-            return usable
-        first = rng.choices(range(len(usable)), weights=weights)[0]
-        return [usable[first], *usable[:first], *usable[first + 1 :]]
+        if len(usable) > 1:
+            if self.strategy == "least-busy":
+                usable.sort(key=lambda d: health.in_flight[d.id])
+            else:
+                weights = [d.weight for d in usable]
+                if sum(weights) > 0:
+                    first = rng.choices(range(len(usable)), weights=weights)[0]
+                    usable = [usable[first], *usable[:first], *usable[first + 1 :]]
+        return usable
 
 
 class RouteTable:
@@ -60,6 +68,8 @@ class RouteTable:
     def __init__(self, routes: Mapping[str, ModelRoute]) -> None:
         self._routes = dict(routes)
         self._rng = random.Random()
+        self.health = DeploymentHealth()
+        self._retry_budgets = {route.name: RetryBudget() for route in routes.values()}
 
     @classmethod
     def build(
@@ -89,6 +99,8 @@ class RouteTable:
                 in_house,
                 model_price,
                 tuple(model.aliases),
+                tuple(model.fallbacks),
+                model.strategy,
             )
             for name in route.names:
                 routes[name] = route
@@ -108,7 +120,18 @@ class RouteTable:
         return route
 
     def attempt_order(self, route: ModelRoute, dialect: str) -> list[Deployment]:
-        return route.attempt_order(dialect, self._rng)
+        """The route's deployments, then those of its fallback models (that speak `dialect`);
+        deployments cooling down after failures go last, as a last resort."""
+        order = route.attempt_order(dialect, self._rng, self.health)
+        for name in route.fallbacks:
+            fallback = self._routes[name]
+            order += [
+                d for d in fallback.attempt_order(dialect, self._rng, self.health) if d not in order
+            ]
+        return sorted(order, key=lambda d: self.health.cooling(d.id))  # stable sort
+
+    def retry_budget(self, route: ModelRoute) -> RetryBudget:
+        return self._retry_budgets[route.name]
 
     def public_models(self) -> list[ModelRoute]:
         """Each route once, under its primary name, sorted."""
