@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -163,6 +163,9 @@ def usage(
     ] = "7d",
     until: Annotated[str | None, typer.Option(help="End (default: now).")] = None,
     granularity: Annotated[str, typer.Option(help="total, hour or day.")] = "total",
+    savings: Annotated[
+        bool, typer.Option("--savings", help="Steered traffic and the money it saved.")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Token usage and cost, from the hourly rollups."""
@@ -183,6 +186,9 @@ def usage(
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     columns = [*(["bucket"] if granularity != "total" else []), *group_by]
+    if savings:
+        console.print(savings_table(columns, group_by, rows, granularity))
+        return
     table = Table(*columns)
     for label in ("requests", "input", "cached", "output", "list $", "actual $", "weighted $"):
         table.add_column(label, justify="right")
@@ -252,6 +258,30 @@ def request(request_id: str, config: ConfigOpt = None) -> None:
     for k, v in record.items():
         table.add_row(k, str(v))
     console.print(table)
+
+
+def savings_table(
+    columns: list[str], group_by: list[str], rows: list[dict[str, Any]], granularity: str
+) -> Table:
+    """Steered share and savings: what the asked-for models would have cost minus the cost."""
+    table = Table(*columns, title="Steering savings")
+    for label in ("requests", "steered", "steered %", "asked-for $", "actual $", "saved $"):
+        table.add_column(label, justify="right")
+    for row in rows:
+        cells = [_fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
+        cells += [str(row[g]) for g in group_by]
+        share = row["steered"] / row["requests"] if row["requests"] else 0.0
+        saved = row["requested_cost_pusd"] - row["actual_cost_pusd"]
+        cells += [
+            f"{row['requests']:,}",
+            f"{row['steered']:,}",
+            f"{share:.1%}",
+            f"{row['requested_cost_pusd'] / 10**12:,.6f}",
+            f"{row['actual_cost_pusd'] / 10**12:,.6f}",
+            f"{saved / 10**12:,.6f}",
+        ]
+        table.add_row(*cells)
+    return table
 
 
 def _when_option(value: str | None, option: str) -> int | None:

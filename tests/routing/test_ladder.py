@@ -125,3 +125,36 @@ def test_route_explain_cli(
         app, ["route", "explain", "--key", "key_nope", "--model", "gpt-test", "--config", path]
     )
     assert result.exit_code == 1
+
+
+def test_savings_report(ladder_gateway: GatewayThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal
+
+    from typer.testing import CliRunner
+
+    from tollway.cli import app
+    from tollway.ledger.queries import usage
+
+    engine = ladder_gateway.runtime.database.engine
+    (row,) = usage(
+        engine, group_by=["team"], since_ms=0, until_ms=2**62, filters={"team": "ladder"}
+    )
+    assert row["steered"] >= 3  # the in-house and capped steps of the ladder
+    assert row["requested_cost_pusd"] > row["actual_cost_pusd"]  # in-house is cheaper
+    # each steered request: GPT-5.4 prices for what the in-house model produced
+    rows = (
+        engine.connect()
+        .exec_driver_sql(
+            "SELECT input_tokens, output_tokens, requested_cost_pusd FROM requests WHERE steered"
+        )
+        .all()
+    )
+    for inp, out, requested in rows:
+        assert Decimal(requested) == inp * Decimal("2.50") * 10**6 + out * Decimal(15) * 10**6
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("TOLLWAY_DATA_DIR", str(ladder_gateway.settings.resolved_data_dir))
+    result = CliRunner().invoke(app, ["usage", "--by", "team", "--savings", "--since", "1d"])
+    assert result.exit_code == 0 and "Steering savings" in result.output
+    saved = (row["requested_cost_pusd"] - row["actual_cost_pusd"]) / 10**12
+    assert f"{saved:,.6f}" in result.output

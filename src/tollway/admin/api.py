@@ -220,6 +220,9 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
             )
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="group_by") from None
+        for row in rows:
+            row["saved_usd"] = (row["requested_cost_pusd"] - row["actual_cost_pusd"]) / 10**12
+            row["steered_share"] = row["steered"] / row["requests"] if row["requests"] else 0.0
         return {
             "since_ms": since_ms,
             "until_ms": until_ms,

@@ -154,6 +154,9 @@ class ApiEndpoint:
         )
         steered = steer(state.steering, state.routes, facts, req, route)
         ctx.route_rule, ctx.route_reason = steered.decision.rule_id, steered.reason
+        if steered.route is not route:
+            asked = state.routes.attempt_order(route, req.api.dialect)
+            ctx.asked_deployment = asked[0] if asked else None
         return steered.route
 
     async def _fail(self, ctx: RequestContext, exc: TollwayError, send: Any) -> None:

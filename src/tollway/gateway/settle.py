@@ -37,6 +37,7 @@ class RequestContext:
     ticket: Ticket | None = None  # the budget reservation, once made
     route_rule: str | None = None  # the steering rule that matched, and why
     route_reason: str | None = None
+    asked_deployment: Deployment | None = None  # set when steering chose another model
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -70,6 +71,12 @@ def settle(
     ticket = ctx.ticket
     weight_milli = ticket.weight_milli if ticket is not None else 1000
     weighted_pusd = ticket.weighted(actual_pusd) if ticket is not None else actual_pusd
+    asked = ctx.asked_deployment
+    requested_pusd = actual_pusd
+    if asked is not None and asked.price is not None:
+        requested_pusd = price_usage(
+            usage, asked.price, asked.provider.discount_ppm
+        ).actual_cost_pusd
     record = LedgerRecord(
         request_id=ctx.request_id,
         started_at_ms=ctx.started_at_ms,
@@ -104,6 +111,8 @@ def settle(
         attempts=ctx.attempts,
         route_rule=ctx.route_rule,
         route_reason=ctx.route_reason,
+        steered=asked is not None,
+        requested_cost_pusd=requested_pusd,
         prompt_fingerprint=fingerprint(prompt_text(ctx.api, req.body)) if req else "",
         extra=ctx.extra,
     )

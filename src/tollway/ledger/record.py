@@ -50,3 +50,5 @@ class LedgerRecord:
     route_reason: str | None = None
     prompt_fingerprint: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    steered: bool = False  # a steering rule sent it to another model than asked
+    requested_cost_pusd: int = 0  # actual cost had the asked-for model served it

@@ -70,6 +70,10 @@ requests = Table(
     Column("route_reason", String, nullable=True),
     Column("prompt_fingerprint", String, nullable=False),
     Column("extra", Text, nullable=False),
+    # Steering: the request went to another model than asked; what the asked-for one
+    # would have cost for the same usage (equal to actual_cost_pusd when not steered).
+    Column("steered", Boolean, nullable=False, server_default="0"),
+    Column("requested_cost_pusd", BigInteger, nullable=False, server_default="0"),
 )
 Index("ix_requests_started_at_ms", requests.c.started_at_ms)
 Index(
@@ -92,6 +96,8 @@ ROLLUP_SUMS = (
     "weighted_charge_pusd",
     "estimated",
     "latency_ms_sum",
+    "steered",
+    "requested_cost_pusd",
 )
 
 # Hourly sums per (org, team, user, model, provider); every report reads this, never `requests`.
@@ -117,6 +123,8 @@ usage_hourly = Table(
     Column("weighted_charge_pusd", BigInteger, nullable=False),
     Column("estimated", BigInteger, nullable=False),
     Column("latency_ms_sum", Float, nullable=False),
+    Column("steered", BigInteger, nullable=False, server_default="0"),
+    Column("requested_cost_pusd", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint(*ROLLUP_KEYS),
 )
 
