@@ -29,7 +29,12 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 @pytest.mark.parametrize("block", YAML_BLOCKS, ids=[f"yaml{i}" for i in range(len(YAML_BLOCKS))])
 def test_config_examples_are_valid(block: str) -> None:
-    parse_settings(yaml.safe_load(block))
+    """Each snippet is valid on top of the full configuration example (the first one)."""
+    config = yaml.safe_load(YAML_BLOCKS[0])
+    snippet = yaml.safe_load(block)
+    models = {m["name"]: m for m in config.get("models", [])}
+    models.update({m["name"]: m for m in snippet.pop("models", [])})
+    parse_settings({**config, **snippet, "models": list(models.values())})
 
 
 @pytest.mark.parametrize("command", COMMANDS)
