@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,12 @@ EMBED_3_SMALL = Decimal("0.02")
 
 
 def ledger_row(gateway: GatewayThread, request_id: str) -> dict[str, Any]:
+    """The request's row; it is journaled before the response ends and stored a few ms later."""
+    deadline = time.monotonic() + 5
     row = get_request(gateway.runtime.database.engine, request_id)
+    while row is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+        row = get_request(gateway.runtime.database.engine, request_id)
     assert row is not None, f"{request_id} is not in the ledger"
     return row
 

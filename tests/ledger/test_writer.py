@@ -1,4 +1,5 @@
-"""The ledger writer: group commit, commit-before-resolve, flush on close, retries, kill -9."""
+"""The ledger writer: group commit, durable-before-resolve (journaled, or committed without a
+journal), flush on close, retries, kill -9. The journal itself: test_journal.py."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ async def test_group_commit_writes_every_row_and_the_rollups(
         for i in range(3000)
     ]
     await asyncio.gather(*(writer.append(r) for r in records))
+    await writer.flush()
+    assert count_rows(db_path) == 3000  # flush waits for the commits
     await writer.close()
 
     assert count_rows(db_path) == 3000
@@ -71,11 +74,17 @@ async def test_group_commit_writes_every_row_and_the_rollups(
     assert raw == rolled == 300 * 3000
 
 
-async def test_future_resolves_only_after_commit(
-    db: Database, db_path: Path, record: RecordFactory
+@pytest.mark.parametrize("mode", ["no journal", "sync=full"])
+async def test_without_a_journal_the_future_resolves_only_after_commit(
+    mode: str, db_path: Path, record: RecordFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = LedgerWriter(db.engine, max_batch=16)
+    if mode == "sync=full":
+        monkeypatch.setenv("TOLLWAY_LEDGER_SYNC", "full")  # commits are fsynced: no journal
+    db = Database(sqlite_url(db_path))
+    db.migrate()
+    writer = LedgerWriter(db.engine, max_batch=16, journal=mode != "no journal")
     await writer.start()
+    assert not writer.journaling
     observer = sqlite3.connect(db_path)  # another connection: sees committed rows only
     seen: dict[str, bool] = {}
 
@@ -91,8 +100,43 @@ async def test_future_resolves_only_after_commit(
     await asyncio.gather(*futures)
     await writer.close()
     observer.close()
+    db.close()
     assert len(seen) == 200
     assert all(seen.values())
+    assert not (db_path.parent / "journal").exists()
+
+
+async def test_with_a_journal_the_future_resolves_once_the_record_is_journaled(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine)
+    await writer.start()
+    assert writer.journaling and writer.journal_dir == db_path.parent / "journal"
+    records = [record() for _ in range(50)]
+    futures = [writer.append(r) for r in records]
+    assert all(f.done() and f.exception() is None for f in futures)  # no wait for the thread
+    journaled = b"".join(p.read_bytes() for p in writer.journal_dir.glob("*.wal"))
+    assert all(r.request_id.encode() in journaled for r in records)
+    await writer.flush()
+    assert count_rows(db_path) == 50
+    await writer.close()
+    assert list(writer.journal_dir.iterdir()) == []  # segments and lock file gone
+
+
+async def test_flush_waits_for_the_commit_of_everything_appended(
+    db: Database, db_path: Path, record: RecordFactory
+) -> None:
+    writer = LedgerWriter(db.engine, max_batch=8)
+    await writer.start()
+    for n in range(5):
+        for _ in range(100):
+            writer.append(record())
+        await writer.flush()
+        assert count_rows(db_path) == 100 * (n + 1)
+    await writer.flush()  # nothing pending
+    await writer.close()
+    with pytest.raises(RuntimeError):
+        await writer.flush()
 
 
 async def test_close_flushes_everything_appended(
@@ -116,8 +160,12 @@ async def test_a_full_queue_delays_but_never_drops(
     futures = [writer.append(record()) for _ in range(500)]
     assert writer.saturated
     assert writer._queue.qsize() <= 8  # the rest waits on the loop side
-    await writer.append_wait(record())  # waits for room, then for its commit
+    # Journaled records are acknowledged at once only while the backlog is short;
+    # past it, at commit, so that a gateway awaiting them slows to the database's pace.
+    assert 8 <= sum(f.done() for f in futures) < 500  # (the thread takes some meanwhile)
+    await writer.append_wait(record())  # waits for room, then until it is durable
     await asyncio.gather(*futures)
+    await writer.flush()
     assert writer.backlog == 0 and not writer.saturated
     await writer.close()
     assert count_rows(db_path) == 501
@@ -130,6 +178,7 @@ async def test_a_repeated_request_id_is_stored_and_counted_once(
     await writer.start()
     same = record()
     await asyncio.gather(writer.append(same), writer.append(same))  # one batch
+    await writer.flush()
     await writer.append(same)  # a later batch: the row is already there
     await writer.close()
     assert count_rows(db_path) == 1
@@ -142,7 +191,7 @@ async def test_an_invalid_record_fails_alone(
     writer = LedgerWriter(db.engine)
     await writer.start()
     good = [record() for _ in range(20)]
-    bad = record(input_tokens=2**70)  # does not fit a BIGINT
+    bad = record(input_tokens=2**70)  # does not fit a BIGINT (nor JSON: not journaled)
     futures = [writer.append(r) for r in good[:10]]
     bad_future = writer.append(bad)
     futures += [writer.append(r) for r in good[10:]]
@@ -154,11 +203,26 @@ async def test_an_invalid_record_fails_alone(
     assert totals(db)["requests"] == 20
 
 
+async def test_a_journaled_record_the_database_refuses_is_logged_and_dropped(
+    db: Database, db_path: Path, record: RecordFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = LedgerWriter(db.engine)
+    await writer.start()
+    bad = record(input_tokens=2**63)  # JSON can hold it, a signed 64-bit column cannot
+    futures = [writer.append(r) for r in [record(), bad, record()]]
+    assert all(f.done() for f in futures)  # acknowledged once journaled
+    await writer.flush()
+    await writer.close()
+    assert count_rows(db_path) == 2
+    assert f"cannot store record '{bad.request_id}'" in caplog.text
+    assert list((db_path.parent / "journal").iterdir()) == []  # not replayed forever
+
+
 async def test_retries_until_the_database_can_take_the_rows(
     tmp_path: Path, record: RecordFactory
 ) -> None:
     database = Database(sqlite_url(tmp_path / "late.db"))  # not migrated yet: no tables
-    writer = LedgerWriter(database.engine, retry_initial_s=0.01, retry_max_s=0.05)
+    writer = LedgerWriter(database.engine, retry_initial_s=0.01, retry_max_s=0.05, journal=False)
     await writer.start()
     future = writer.append(record())
     await asyncio.sleep(0.15)
@@ -170,11 +234,28 @@ async def test_retries_until_the_database_can_take_the_rows(
     assert count_rows(tmp_path / "late.db") == 1
 
 
+async def test_journaled_records_wait_in_the_journal_while_the_database_is_down(
+    tmp_path: Path, record: RecordFactory
+) -> None:
+    database = Database(sqlite_url(tmp_path / "late.db"))  # not migrated yet: no tables
+    writer = LedgerWriter(database.engine, retry_initial_s=0.01, retry_max_s=0.05)
+    await writer.start()
+    future = writer.append(record())
+    assert future.done()  # durable in the journal already
+    flushed = asyncio.ensure_future(writer.flush())
+    await asyncio.sleep(0.15)
+    assert not flushed.done() and writer.retries > 0
+    await asyncio.to_thread(database.migrate)
+    await asyncio.wait_for(flushed, 5)
+    await writer.close()
+    assert count_rows(tmp_path / "late.db") == 1
+
+
 async def test_close_fails_pending_records_if_the_database_stays_broken(
     tmp_path: Path, record: RecordFactory
 ) -> None:
     database = Database(sqlite_url(tmp_path / "broken.db"))  # never migrated
-    writer = LedgerWriter(database.engine, max_queue=2, retry_initial_s=0.01)
+    writer = LedgerWriter(database.engine, max_queue=2, retry_initial_s=0.01, journal=False)
     await writer.start()
     futures = [writer.append(record()) for _ in range(5)]
     started = time.monotonic()
@@ -183,6 +264,25 @@ async def test_close_fails_pending_records_if_the_database_stays_broken(
     for future in futures:
         with pytest.raises(LedgerWriteError):
             future.result()
+
+
+async def test_close_leaves_journaled_records_for_the_next_start_if_the_database_stays_broken(
+    tmp_path: Path, record: RecordFactory
+) -> None:
+    path = tmp_path / "broken.db"
+    database = Database(sqlite_url(path))  # never migrated
+    writer = LedgerWriter(database.engine, max_queue=2, retry_initial_s=0.01)
+    await writer.start()
+    futures = [writer.append(record()) for _ in range(5)]
+    acknowledged = sum(f.done() for f in futures)  # journaled while the backlog was short
+    assert acknowledged >= 2
+    await writer.close(timeout=0.3)
+    assert all(f.done() for f in futures)
+    assert sum(f.exception() is None for f in futures) == acknowledged  # the others failed
+    assert list((tmp_path / "journal").glob("*.wal"))  # kept for a replay
+    database.migrate()  # the next start replays them all
+    assert count_rows(path) == 5
+    assert list((tmp_path / "journal").iterdir()) == []
 
 
 CHILD = textwrap.dedent(
@@ -207,7 +307,7 @@ CHILD = textwrap.dedent(
                     input_tokens=n, output_tokens=1, actual_cost_pusd=7,
                 )
                 await writer.append(record)
-                os.write(1, (rid + "\\n").encode())  # only once committed
+                os.write(1, (rid + "\\n").encode())  # only once durable (journaled)
 
         await asyncio.gather(*(client() for _ in range(50)))
 
@@ -241,8 +341,11 @@ def test_every_acknowledged_record_survives_kill_9(db_path: Path) -> None:
     acknowledged += [line for line in rest.decode().split("\n") if line]
     assert len(acknowledged) >= 3000, errors.decode()[-2000:]
 
+    journal = db_path.parent / "journal"
+    assert list(journal.glob("*.lock"))  # the dead writer's
     database = Database(url)
-    database.migrate()  # reopening a killed ledger and migrating again works
+    database.migrate()  # reopening a killed ledger migrates again and replays its journal
+    assert list(journal.iterdir()) == []
     with database.engine.connect() as connection:
         stored = set(connection.execute(select(requests.c.request_id)).scalars())
         run = connection.execute
@@ -259,7 +362,7 @@ def test_every_acknowledged_record_survives_kill_9(db_path: Path) -> None:
 async def test_a_cancelled_waiter_does_not_cancel_the_write(
     db: Database, db_path: Path, record: RecordFactory
 ) -> None:
-    writer = LedgerWriter(db.engine)
+    writer = LedgerWriter(db.engine, journal=False)  # journaled, append_wait never suspends
     await writer.start()
     waiter = asyncio.ensure_future(writer.append_wait(record()))
     await asyncio.sleep(0)

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
 from tollway.errors import ConfigError
+from tollway.ledger.commit import BatchCommitter
+from tollway.ledger.journal import default_journal_dir, replay_dead_writers
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SYNC_ENV = "TOLLWAY_LEDGER_SYNC"
@@ -19,7 +21,7 @@ _SYNC_MODES = {"normal": "NORMAL", "full": "FULL"}
 
 
 class Database:
-    """An engine for `url` plus `migrate()`.
+    """An engine for `url` plus `migrate()`, which also replays the journal of dead writers.
 
     SQLite runs in WAL mode with `synchronous=NORMAL`: a committed transaction
     survives a crash of the process (kill -9), and only an OS crash or power loss
@@ -71,6 +73,26 @@ class Database:
             config.attributes["connection"] = connection
             with connection.begin():
                 command.upgrade(config, "head")
+        self.replay_journal()
+
+    @property
+    def journal_dir(self) -> Path | None:
+        """Where `LedgerWriter` journals by default: beside a SQLite file; None otherwise."""
+        return default_journal_dir(self.url)
+
+    def replay_journal(self) -> int:
+        """Store what dead writers left in the default journal; returns the records read.
+
+        Live writers' journals are locked and left alone; request ids already
+        stored are skipped, so a replay never counts a request twice.
+        """
+        if self.journal_dir is None:
+            return 0
+        committer = BatchCommitter(self._engine, retry=False)
+        try:
+            return replay_dead_writers(self.journal_dir, committer)
+        finally:
+            committer.close()
 
     def close(self) -> None:
         """Close every pooled connection."""
