@@ -23,9 +23,11 @@ from tollway.gateway.auth import KeyCache
 from tollway.gateway.handler import ApiEndpoint
 from tollway.gateway.models import ModelsEndpoint
 from tollway.gateway.state import GatewayState
+from tollway.governance.recorder import PromptRecorder
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
 from tollway.ledger.policies import PolicyStore
+from tollway.ledger.prompt_logs import PromptLogStore
 from tollway.ledger.writer import LedgerWriter
 from tollway.metering.catalog import PriceCatalog
 from tollway.metrics import Metrics
@@ -58,6 +60,7 @@ class Runtime:
     gateway: GatewayState
     budgets: BudgetService
     policies: PolicyStore
+    prompt_logs: PromptLogStore
     admin_key: str
     demo_key: str | None
 
@@ -172,6 +175,9 @@ class TollwayApp:
         await budgets.start()
         ledger = LedgerWriter(database.engine)
         await ledger.start()
+        prompt_logs = PromptLogStore(database.engine)
+        prompts = PromptRecorder(prompt_logs, settings.prompt_logging)
+        await prompts.start()
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300),
             auto_decompress=False,
@@ -185,11 +191,24 @@ class TollwayApp:
             session,
             settings.server.max_body_bytes,
             budgets.engine,
-            settings.steering_rules(),
+            settings.steering_rules(budgets.steering_override),
             settings.budget_defaults.default_max_output_tokens,
+            prompts,
+        )
+        budgets.on_steering = lambda rules: setattr(
+            state, "steering", settings.steering_rules(rules)
         )
         self.runtime = Runtime(
-            settings, database, key_store, catalog, state, budgets, policies, admin_key, demo_key
+            settings,
+            database,
+            key_store,
+            catalog,
+            state,
+            budgets,
+            policies,
+            prompt_logs,
+            admin_key,
+            demo_key,
         )
         self._routes = {("POST", api.path): ApiEndpoint(state, api) for api in BY_PATH.values()}
         self._routes[("GET", "/v1/models")] = ModelsEndpoint(routes)
@@ -209,6 +228,8 @@ class TollwayApp:
             if runtime.gateway.background:
                 await asyncio.wait(runtime.gateway.background, timeout=5)
             await runtime.budgets.close()
+            if runtime.gateway.prompts is not None:
+                await runtime.gateway.prompts.close()
             await runtime.gateway.ledger.close()
             runtime.database.engine.dispose()
         if self._simulator is not None:

@@ -86,6 +86,9 @@ def keys_create(
     team: Annotated[str, typer.Option(help="The user's team.")],
     org: Annotated[str, typer.Option(help="The team's org.")] = "demo",
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    role: Annotated[
+        str, typer.Option(help="user, admin, org_admin or team_admin (prompt-log readers).")
+    ] = "user",
     expires: Annotated[
         str | None, typer.Option(help="Expiry: a duration from now (30d, 12h) or an ISO date.")
     ] = None,
@@ -94,7 +97,11 @@ def keys_create(
     """Create a key and print it once (only its hash is stored)."""
     expires_ms = _when_option(expires, "--expires")
     _, store = open_database(_settings(config))
-    key, info = store.create(user, team, org, name=name, expires_at_ms=expires_ms)
+    try:
+        key, info = store.create(user, team, org, name=name, role=role, expires_at_ms=expires_ms)
+    except ValueError as exc:
+        err.print(f"[red]--role: {exc}[/]")
+        raise typer.Exit(2) from None
     console.print(f"[bold green]{key}[/]")
     err.print(f"key id {info.key_id} for {org}/{team}/{user}; store it now, it is not shown again")
 

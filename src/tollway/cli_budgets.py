@@ -18,7 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from tollway.admin.budgets import budget_view
-from tollway.budgets.policies import parse_policies
+from tollway.budgets.policies import load_policies
 from tollway.budgets.reconcile import used_from_ledger
 from tollway.budgets.ticket import BudgetState
 from tollway.cli_support import open_database
@@ -41,15 +41,7 @@ def fetch_live(url: str, admin_key: str) -> list[dict[str, Any]] | None:
 def from_ledger(settings: Settings) -> list[dict[str, Any]]:
     """Settled use of every configured and API-created budget, summed from the ledger."""
     database, _ = open_database(settings)
-    store = PolicyStore(database.engine)
-    policies = parse_policies(
-        settings.budgets,
-        settings.rate_limits,
-        settings.peak,
-        settings.budget_defaults.timezone,
-        api_budgets=store.list("budget"),
-        api_rate_limits=store.list("rate_limit"),
-    )
+    policies = load_policies(settings, PolicyStore(database.engine))
     now = int(time.time() * 1000)
     views = []
     for spec in policies.budgets:

@@ -9,9 +9,10 @@ import time
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from tollway.budgets.model import subject_of
-from tollway.budgets.policies import parse_policies
+from tollway.budgets.policies import Policies, load_policies
 from tollway.budgets.reconcile import used_from_ledger
 from tollway.cli_support import open_database
 from tollway.errors import ConfigError
@@ -28,18 +29,9 @@ def find_key(store: KeyStore, key: str) -> KeyInfo | None:
 
 
 def budget_fractions(
-    settings: Settings, info: KeyInfo, tags: tuple[str, ...]
+    engine: Engine, policies: Policies, info: KeyInfo, tags: tuple[str, ...]
 ) -> tuple[float, float]:
     """The tightest budget's settled use against its soft and hard limits, from the ledger."""
-    database, _ = open_database(settings)
-    store = PolicyStore(database.engine)
-    policies = parse_policies(
-        settings.budgets,
-        settings.rate_limits,
-        settings.peak,
-        settings.budget_defaults.timezone,
-        api_budgets=store.list("budget"),
-    )
     subjects = {
         (scope, subject_of(scope, info.org, info.team, info.user, info.key_id))
         for scope in ("key", "user", "team", "org")
@@ -49,7 +41,7 @@ def budget_fractions(
     for spec in policies.budgets:
         if (spec.scope, spec.subject) not in subjects:
             continue
-        used = used_from_ledger(database.engine, spec, now)
+        used = used_from_ledger(engine, spec, now)
         soft = used / spec.soft_limit if spec.soft_limit else 0.0
         hard = used / spec.hard_limit if spec.hard_limit else 0.0
         best = max(best, (soft, hard))
@@ -65,7 +57,7 @@ def explain(
     data_class: str,
 ) -> int:
     """Print every rule with whether it matches; returns a process exit code."""
-    _, keys = open_database(settings)
+    database, keys = open_database(settings)
     info = find_key(keys, key)
     if info is None:
         console.print(f"[red]no key {key}[/]")
@@ -77,12 +69,15 @@ def explain(
         console.print(f"[red]no model or alias '{model}'[/]")
         return 1
     try:
-        steering = settings.steering_rules()
-        schedule = parse_policies([], [], settings.peak, settings.budget_defaults.timezone).schedule
+        store = PolicyStore(database.engine)
+        override = store.get("steering", "rules")
+        steering = settings.steering_rules(override["rules"] if override else None)
+        policies = load_policies(settings, store)
     except ConfigError as exc:
         console.print(f"[red]{exc.message}[/]")
         return 2
-    soft, hard = budget_fractions(settings, info, tags)
+    soft, hard = budget_fractions(database.engine, policies, info, tags)
+    schedule = policies.schedule
     now = int(time.time() * 1000)
     facts = Facts(
         org=info.org,

@@ -57,6 +57,18 @@ class BudgetDefaults(_Strict):
     reservation_ttl_s: int = Field(900, gt=0)
 
 
+LogMode = Literal["off", "metadata", "full"]
+
+
+class PromptLoggingConfig(_Strict):
+    """What is kept of prompts: per org and team (`org/team`), with a retention period."""
+
+    default: LogMode = "metadata"
+    retention_days: float = Field(30, gt=0)
+    orgs: dict[str, LogMode] = Field(default_factory=dict)
+    teams: dict[str, LogMode] = Field(default_factory=dict)
+
+
 class ProviderConfig(_Strict):
     name: str = Field(min_length=1)
     kind: ProviderKind
@@ -121,6 +133,7 @@ class Settings(_Strict):
     peak: dict[str, Any] | None = None
     steering: list[dict[str, Any]] | None = None  # None: the default ladder, [] for none
     budget_defaults: BudgetDefaults = BudgetDefaults()
+    prompt_logging: PromptLoggingConfig = PromptLoggingConfig()
     counters: CountersConfig = CountersConfig()
 
     @field_validator("providers")
@@ -157,12 +170,12 @@ class Settings(_Strict):
         self.steering_rules()
         return self
 
-    def steering_rules(self) -> Steering:
-        """The compiled steering rules: as configured, or the default ladder toward the first
-        in-house model when `steering` is absent."""
+    def steering_rules(self, override: list[dict[str, Any]] | None = None) -> Steering:
+        """The compiled steering rules: `override` (set through the admin API), else as
+        configured, else the default ladder toward the first in-house model."""
         from tollway.routing.steering import Steering, default_ladder
 
-        raw = self.steering
+        raw = override if override is not None else self.steering
         if raw is None:
             in_house = next((m.name for m in self.models if m.in_house), None)
             raw = default_ladder(in_house) if in_house else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import openai
 import pytest
 
 from tests.gateway.test_openai_sdk import ledger_row
-from tests.harness import GatewayThread, settings_for
+from tests.harness import ADMIN_KEY, GatewayThread, settings_for
 from tollway.metering.tokens import count_tokens
 from tollway.providers.simulated import SimulatedServer
 
@@ -62,6 +63,7 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
 def ladder_gateway(
     sim: SimulatedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
+    os.environ["TOLLWAY_ADMIN_KEY"] = ADMIN_KEY
     server = GatewayThread(settings_for(config(sim), tmp_path_factory.mktemp("ladder"))).start()
     yield server
     server.stop()
@@ -158,3 +160,46 @@ def test_savings_report(ladder_gateway: GatewayThread, monkeypatch: pytest.Monke
     assert result.exit_code == 0 and "Steering savings" in result.output
     saved = (row["requested_cost_pusd"] - row["actual_cost_pusd"]) / 10**12
     assert f"{saved:,.6f}" in result.output
+
+
+def test_rules_through_the_admin_api(ladder_gateway: GatewayThread) -> None:
+    from tests.admin.test_api import call
+
+    status, body = call(ladder_gateway, "GET", "/admin/v1/routing/rules")
+    assert status == 200 and body["source"] == "config"
+    assert [r["id"] for r in body["rules"]] == ["cap", "home"]
+
+    _, info = ladder_gateway.runtime.key_store.create("liv", "ladder", "acme")
+    ask = {"key_id": info.key_id, "model": "gpt-test"}
+    status, explained = call(ladder_gateway, "POST", "/admin/v1/routing/explain", ask)
+    assert status == 200 and explained["applies"] == "cap"  # the team is past its soft limit
+    assert explained["facts"]["budget_soft_fraction"] >= 1.0
+
+    deny = [{"id": "freeze", "when": {"team": "acme/ladder"}, "then": {"deny": "Frozen."}}]
+    status, body = call(ladder_gateway, "PUT", "/admin/v1/routing/rules", deny)
+    assert status == 200 and body["source"] == "api"
+    key, _ = ladder_gateway.runtime.key_store.create("lux", "ladder", "acme")
+    oai = openai.OpenAI(base_url=ladder_gateway.base_url + "/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError, match="Frozen"):
+        oai.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": PROMPT}]
+        )
+    status, body = call(ladder_gateway, "PUT", "/admin/v1/routing/rules", [{"id": "x"}])
+    assert status == 400 and "then" in body["error"]["message"]
+    status, _ = call(ladder_gateway, "PUT", "/admin/v1/routing/rules", config_rules())
+    assert status == 200
+
+
+def config_rules() -> list[dict[str, Any]]:
+    return [
+        {
+            "id": "cap",
+            "when": {"budget_soft_pct": ">=100", "third_party": True},
+            "then": {"route_to": "inhouse", "cap_max_tokens": 4},
+        },
+        {
+            "id": "home",
+            "when": {"budget_soft_pct": ">=80", "third_party": True},
+            "then": {"route_to": "inhouse"},
+        },
+    ]

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from tollway.admin import budgets
+from tollway.admin import budgets, prompts, routing
 from tollway.admin.auth import AdminPrincipal
 from tollway.cli_support import parse_since, parse_when
 from tollway.errors import InvalidRequest, NotFound, TollwayError
@@ -33,7 +33,7 @@ class KeyCreate(BaseModel):
     team: str = Field(min_length=1, max_length=128)
     org: str = Field("demo", min_length=1, max_length=128)
     name: str | None = Field(None, max_length=200)
-    role: str = Field("user", pattern="^(user|admin)$")
+    role: str = Field("user", pattern="^(user|admin|org_admin|team_admin)$")
     expires_at: str | None = Field(
         None, description="ISO time or a duration from now (e.g. 30d); none = never"
     )
@@ -109,6 +109,8 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.include_router(budgets.router)
+    app.include_router(prompts.router)
+    app.include_router(routing.router)
     engine = runtime.database.engine
     store = runtime.key_store
 

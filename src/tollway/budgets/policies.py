@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollway.budgets.model import BudgetSpec, RateLimitSpec, parse_budgets, parse_rate_limits
+from tollway.ledger.policies import PolicyStore
 from tollway.metering.peak import PeakSchedule
+from tollway.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +61,16 @@ def parse_policies(
         else PeakSchedule.default(default_timezone)
     )
     return Policies(tuple(specs.values()), tuple(rates.values()), schedule, sources)
+
+
+def load_policies(settings: Settings, store: PolicyStore) -> Policies:
+    """The config's policies overlaid with those stored through the admin API."""
+    return parse_policies(
+        settings.budgets,
+        settings.rate_limits,
+        settings.peak,
+        settings.budget_defaults.timezone,
+        api_budgets=store.list("budget"),
+        api_rate_limits=store.list("rate_limit"),
+        api_peak=store.get("peak_schedule", "default"),
+    )

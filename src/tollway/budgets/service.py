@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine
 
 from tollway.budgets.engine import BudgetEngine
 from tollway.budgets.memory import MemoryCounterStore
-from tollway.budgets.policies import Policies, parse_policies
+from tollway.budgets.policies import Policies, load_policies
 from tollway.budgets.reconcile import Reconciler
 from tollway.budgets.store import CounterStore
 from tollway.ledger.policies import PolicyStore
@@ -55,26 +57,23 @@ class BudgetService:
         )
         self.sources = policies.sources
         self.reconciler = Reconciler(self.engine, ledger_engine)
+        self.steering_override: list[dict[str, Any]] | None = None
+        # Called with the steering rules set through the admin API (None: the config's).
+        self.on_steering: Callable[[list[dict[str, Any]] | None], None] | None = None
 
     def load_policies(self) -> Policies:
         """Config policies overlaid with the admin API's (parses; raises ConfigError)."""
-        s = self._settings
         self._version = self._policies.version()
-        peak = self._policies.get("peak_schedule", "default")
-        return parse_policies(
-            s.budgets,
-            s.rate_limits,
-            s.peak,
-            s.budget_defaults.timezone,
-            api_budgets=self._policies.list("budget"),
-            api_rate_limits=self._policies.list("rate_limit"),
-            api_peak=peak,
-        )
+        steering = self._policies.get("steering", "rules")
+        self.steering_override = steering["rules"] if steering is not None else None
+        return load_policies(self._settings, self._policies)
 
     def apply(self, policies: Policies) -> None:
         self.engine.replace_specs(policies.budgets, policies.rate_limits)
         self.engine.schedule = policies.schedule
         self.sources = policies.sources
+        if self.on_steering is not None:
+            self.on_steering(self.steering_override)
 
     async def start(self) -> None:
         start = getattr(self.store, "start", None)

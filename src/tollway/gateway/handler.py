@@ -18,7 +18,13 @@ import orjson
 
 from tollway.errors import InvalidRequest, TollwayError, UpstreamStatus
 from tollway.gateway import responses
-from tollway.gateway.apis import ApiSpec, ParsedRequest, estimate_prompt_tokens, parse_request
+from tollway.gateway.apis import (
+    ApiSpec,
+    ParsedRequest,
+    estimate_prompt_tokens,
+    parse_request,
+    prompt_text,
+)
 from tollway.gateway.budgeting import reserve
 from tollway.gateway.settle import RequestContext, settle
 from tollway.gateway.sse import (
@@ -32,6 +38,7 @@ from tollway.gateway.sse import (
 from tollway.gateway.state import GatewayState
 from tollway.gateway.steer import gather_facts, steer
 from tollway.gateway.upstream import UpstreamCall, call_upstream
+from tollway.governance.detect import data_class as detect_data_class
 from tollway.metering.tokens import count_tokens
 from tollway.metering.usage import Usage
 from tollway.routing.table import ModelRoute
@@ -112,6 +119,9 @@ class ApiEndpoint:
             route = state.routes.resolve(req.model, api.dialect)
             if state.steering.rules and api.metered:
                 route = self._steer(ctx, req, route)
+            if state.prompts is not None and api.metered:
+                p = ctx.principal
+                ctx.log_mode = state.prompts.mode_for(p.org, p.team, ctx.log_mode_rule)
             deployments = state.routes.attempt_order(route, api.dialect)
             if api.metered:
                 ctx.ticket = await reserve(
@@ -149,11 +159,21 @@ class ApiEndpoint:
         assert ctx.principal is not None
         needs = state.steering.needs
         input_tokens = estimate_prompt_tokens(req.api, req.body) if "input_tokens" in needs else 0
+        data_class = (
+            detect_data_class(prompt_text(req.api, req.body)) if "data_class" in needs else "clean"
+        )
         facts = gather_facts(
-            state.budgets, ctx.principal, ctx.tags, req, route, input_tokens=input_tokens
+            state.budgets,
+            ctx.principal,
+            ctx.tags,
+            req,
+            route,
+            data_class=data_class,
+            input_tokens=input_tokens,
         )
         steered = steer(state.steering, state.routes, facts, req, route)
         ctx.route_rule, ctx.route_reason = steered.decision.rule_id, steered.reason
+        ctx.log_mode_rule = steered.decision.actions.log
         if steered.route is not route:
             asked = state.routes.attempt_order(route, req.api.dialect)
             ctx.asked_deployment = asked[0] if asked else None
@@ -180,7 +200,9 @@ class ApiEndpoint:
     ) -> None:
         payload = call.payload or b""
         ctx.upstream_s = time.perf_counter() - call.sent_at
-        usage, estimated, finish = _usage_of_body(self.api, req, payload)
+        usage, estimated, finish, text = _usage_of_body(self.api, req, payload)
+        if ctx.log_mode == "full":
+            ctx.response_text = text
         budget_headers = ctx.budget_headers
         if self.api.metered:
             await settle(
@@ -252,6 +274,8 @@ class ApiEndpoint:
         if meter.upstream_error is not None and error_class is None:
             error_class = "UpstreamStreamError"
         usage, estimated = _usage_of_stream(self.api, req, meter)
+        if ctx.log_mode == "full":
+            ctx.response_text = "".join(meter.text_parts)
         status = 499 if client_gone else (200 if error_class is None else 502)
         await settle(
             self.state,
@@ -280,8 +304,8 @@ class ApiEndpoint:
 
 def _usage_of_body(
     api: ApiSpec, req: ParsedRequest, payload: bytes
-) -> tuple[Usage, bool, str | None]:
-    """Usage and finish reason from a whole response; estimated if the upstream gave none."""
+) -> tuple[Usage, bool, str | None, str]:
+    """Usage, finish reason and text of a whole response; usage estimated if none was given."""
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -306,9 +330,9 @@ def _usage_of_body(
         raw_usage = body.get("usage")
         usage = Usage.from_openai(raw_usage)
     if raw_usage:
-        return usage, False, finish
+        return usage, False, finish, text
     estimate = Usage(estimate_prompt_tokens(api, req.body), output_tokens=count_tokens(text))
-    return estimate, True, finish
+    return estimate, True, finish, text
 
 
 def _usage_of_stream(api: ApiSpec, req: ParsedRequest, meter: StreamMeter) -> tuple[Usage, bool]:

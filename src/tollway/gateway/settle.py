@@ -10,6 +10,7 @@ from tollway.budgets.ticket import Ticket
 from tollway.gateway.apis import ApiSpec, ParsedRequest, fingerprint, prompt_text
 from tollway.gateway.auth import Principal
 from tollway.gateway.state import GatewayState
+from tollway.governance.recorder import PendingLog
 from tollway.ledger.record import LedgerRecord
 from tollway.metering.pricing import price_usage
 from tollway.metering.usage import Usage
@@ -38,6 +39,9 @@ class RequestContext:
     route_rule: str | None = None  # the steering rule that matched, and why
     route_reason: str | None = None
     asked_deployment: Deployment | None = None  # set when steering chose another model
+    log_mode: str = "off"  # prompt logging for this request: off | metadata | full
+    log_mode_rule: str | None = None  # a steering rule's `log` action
+    response_text: str | None = None  # kept only when log_mode is full
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -135,6 +139,21 @@ def settle(
     )
     if deployment is not None:
         state.routes.health.finished(deployment.id)
+    if state.prompts is not None and req is not None and ctx.log_mode != "off":
+        state.prompts.record(
+            PendingLog(
+                ctx.request_id,
+                ctx.started_at_ms,
+                principal.org,
+                principal.team,
+                principal.user,
+                served_model or req.model,
+                ctx.log_mode,
+                ctx.api,
+                req.body,
+                ctx.response_text,
+            )
+        )
     durable = state.ledger.append(record)
     if ticket is not None:
         # Counters follow the ledger: the record is queued first, so a crash between

@@ -9,6 +9,7 @@ import aiohttp
 
 from tollway.budgets.engine import BudgetEngine
 from tollway.gateway.auth import KeyCache
+from tollway.governance.recorder import PromptRecorder
 from tollway.ledger.writer import LedgerWriter
 from tollway.metrics import Metrics
 from tollway.routing.steering import Steering
@@ -28,6 +29,7 @@ class GatewayState:
     budgets: BudgetEngine
     steering: Steering = field(default_factory=lambda: Steering(()))
     default_max_output_tokens: int = 4096
+    prompts: PromptRecorder | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def in_background(self, task: asyncio.Task[None]) -> None:

@@ -20,7 +20,9 @@ from sqlalchemy import Engine, case, func, insert, select, update
 from tollway.ledger.schema import api_keys
 
 KEY_PREFIX = "tw-"
-ROLES = ("user", "admin")
+# `admin` administers everything; `org_admin` and `team_admin` may read the prompt logs
+# of their own org or team (and nothing else yet).
+ROLES = ("user", "admin", "org_admin", "team_admin")
 _DISPLAY_PREFIX_LEN = 10
 
 

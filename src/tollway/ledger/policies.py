@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tollway.ledger.schema import policies
 
-KINDS = ("budget", "rate_limit", "peak_schedule")
+KINDS = ("budget", "rate_limit", "peak_schedule", "steering")
 
 
 class PolicyStore:

@@ -171,3 +171,37 @@ policies = Table(
     PrimaryKeyConstraint("kind", "policy_id"),
 )
 Index("ix_policies_updated_at_ms", policies.c.updated_at_ms)
+
+# Prompt logs (governance): what was sent and answered, redacted, kept until `expires_at_ms`.
+# `prompt`/`response` are NULL in `metadata` mode; the text never leaves this table unaudited.
+prompt_logs = Table(
+    "prompt_logs",
+    metadata,
+    Column("request_id", String, primary_key=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Column("org", String, nullable=False),
+    Column("team", String, nullable=False),
+    Column("user", String, nullable=False),
+    Column("model", String, nullable=False),
+    Column("mode", String, nullable=False),
+    Column("data_class", String, nullable=False),
+    Column("findings", Text, nullable=False),
+    Column("prompt", Text, nullable=True),
+    Column("response", Text, nullable=True),
+)
+Index("ix_prompt_logs_expires_at_ms", prompt_logs.c.expires_at_ms)
+Index("ix_prompt_logs_org_team", prompt_logs.c.org, prompt_logs.c.team)
+
+# Every read of a logged prompt, by whom.
+prompt_log_reads = Table(
+    "prompt_log_reads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("read_at_ms", BigInteger, nullable=False),
+    Column("request_id", String, nullable=False),
+    Column("reader_key_id", String, nullable=False),
+    Column("reader_role", String, nullable=False),
+    Column("granted", Boolean, nullable=False),
+)
+Index("ix_prompt_log_reads_request_id", prompt_log_reads.c.request_id)
