@@ -61,9 +61,12 @@ LogMode = Literal["off", "metadata", "full"]
 
 
 class PromptLoggingConfig(_Strict):
-    """What is kept of prompts: per org and team (`org/team`), with a retention period."""
+    """What is kept of prompts: per org and team (`org/team`), with a retention period.
 
-    default: LogMode = "metadata"
+    Off unless configured: scanning and storing cost CPU on every request, and an
+    operator should choose to keep anything about prompts."""
+
+    default: LogMode = "off"
     retention_days: float = Field(30, gt=0)
     orgs: dict[str, LogMode] = Field(default_factory=dict)
     teams: dict[str, LogMode] = Field(default_factory=dict)

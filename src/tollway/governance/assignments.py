@@ -1,4 +1,4 @@
-"""Secrets recognised by the name they are assigned to: ``password=…``, ``"api_key": "…"``, Bearer.
+"""Secrets recognised by the name they are given: ``password=…``, ``"api_key": "…"``, Bearer, Basic.
 
 The keyword search runs on the *folded* text (ASCII upper case folded to lower case,
 digits to ``0``, same length), so one case-sensitive literal search per keyword covers
@@ -10,6 +10,8 @@ templates and placeholders (``${DB_PASS}``, ``<your-key>``, ``********``, ``YOUR
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable
 
@@ -38,12 +40,18 @@ _PASSWORD = re.compile(r"p(?:ass(?:word|wd|phrase)?|wd)" + _OP)
 _SECRET = re.compile(r"secret(?:[_\-.]?(?:access[_\-.]?)?key)?" + _OP)
 _KEY = re.compile(r"key" + _OP)
 _TOKEN = re.compile(r"token" + _OP)
-_BEARER = re.compile(r"bearer[ \t]++(?P<tok>[a-z0-9\-._~+/]{16,1024}+=*+)(?![a-z0-9\-._~+/=])")
+_PASSWORD_FLAG = re.compile(r"--pass(?:word|wd)?[ \t]++")  # mysql --password hunter2
+_AUTH_HEADER = re.compile(
+    r"b(?:earer[ \t]++(?P<tok>[a-z0-9\-._~+/]{16,1024}+=*+)(?![a-z0-9\-._~+/=])"
+    r"|asic[ \t]++(?P<basic>[a-z0-9+/]{8,1024}+={0,2}+)(?![a-z0-9\-._~+/=]))"
+)
 
 # A quoted value, or a bare one: up to a delimiter; "=" only as base64 padding at its end.
+_DELIMITERS = r"""\s"'`,;&|)\]}>"""
 _VALUE = re.compile(
     r"""[ \t]{0,3}+(?:"(?P<dq>[^"\\\n]{1,200}+)"|'(?P<sq>[^'\\\n]{1,200}+)'"""
-    r"""|`(?P<bq>[^`\\\n]{1,200}+)`|(?P<bare>[^\s"'`,;&|)\]}>=]{1,200}+(?:={1,2}+(?![^\s"'`,;&|)\]}>]))?))"""
+    r"""|`(?P<bq>[^`\\\n]{1,200}+)`"""
+    rf"""|(?P<bare>[^{_DELIMITERS}=]{{1,200}}+(?:={{1,2}}+(?![^{_DELIMITERS}]))?))"""
 )
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0_.-")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -159,7 +167,7 @@ def _assigned(folded: str, text: str, m: re.Match[str]) -> _Assignment | None:
 
 
 def _complex_enough(value: str) -> bool:
-    """A password has a digit, a symbol, or upper case past its first letter."""
+    """A password has a digit, a symbol, or mixed case beyond a capital first letter."""
     return has_digit(value) or has_symbol(value) or (has_upper(value[1:]) and has_lower(value))
 
 
@@ -182,9 +190,11 @@ def _secret(folded: str, text: str, m: re.Match[str], out: list[Finding]) -> Non
     if len(value) == 40 and ("aws" in a.ident or "access" in a.ident) and _random_enough(value, 40):
         # AWS's documented example secret ends in EXAMPLEKEY and is still well-formed.
         out.append(finding("aws_secret_access_key", a.start, a.end))
-    elif len(value) >= 8 and (_random_enough(value, 8) or _complex_enough(value)):
-        if is_placeholder(value):
-            return
+    elif (
+        len(value) >= 8
+        and (_random_enough(value, 8) or _complex_enough(value))
+        and not is_placeholder(value)
+    ):
         out.append(finding("secret", a.start, a.end))
 
 
@@ -204,19 +214,40 @@ def _token(folded: str, text: str, m: re.Match[str], out: list[Finding]) -> None
         return
     if a.before and a.before not in _TOKEN_QUALIFIERS:
         return  # nextPageToken, max_token, ImportToken: not credentials
-    twilio = "twilio" in a.ident or a.before == "auth"
-    if twilio and len(a.value) == 32 and is_hex(a.value):
+    if "twilio" in a.ident and len(a.value) == 32 and is_hex(a.value):
         out.append(finding("twilio_auth_token", a.start, a.end))
     elif _random_enough(a.value, 16):
         out.append(finding("token", a.start, a.end))
 
 
-def _bearer(folded: str, text: str, m: re.Match[str], out: list[Finding]) -> None:
+def _password_flag(folded: str, text: str, m: re.Match[str], out: list[Finding]) -> None:
+    v = _VALUE.match(text, m.end())
+    if v is None or v.lastgroup is None:
+        return
+    value, start, end = v[v.lastgroup], v.start(v.lastgroup), v.end(v.lastgroup)
+    if value.startswith(REFERENCE_STARTS) or " " in value or is_placeholder(value):
+        return
+    if len(value) >= 6 and _complex_enough(value):
+        out.append(finding("password", start, end))
+
+
+def _auth_header(folded: str, text: str, m: re.Match[str], out: list[Finding]) -> None:
+    """Authorization: Bearer <token> / Basic <base64 of user:password>."""
     if m.start() and folded[m.start() - 1].isalnum():
         return
-    value = text[m.start("tok") : m.end("tok")]
-    if _random_enough(value, 16) and not is_placeholder(value):
-        out.append(finding("bearer_token", m.start("tok"), m.end("tok")))
+    if m["tok"] is not None:
+        value = text[m.start("tok") : m.end("tok")]
+        if _random_enough(value, 16) and not is_placeholder(value):
+            out.append(finding("bearer_token", m.start("tok"), m.end("tok")))
+        return
+    try:
+        user, sep, password = (
+            base64.b64decode(text[m.start("basic") : m.end("basic")]).decode("ascii").partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        return
+    if sep and user.isprintable() and password.isprintable() and password:
+        out.append(finding("basic_auth", m.start("basic"), m.end("basic")))
 
 
 _Handler = Callable[[str, str, "re.Match[str]", list[Finding]], None]
@@ -226,7 +257,8 @@ _PASSES: tuple[tuple[re.Pattern[str], _Handler], ...] = (
     (_SECRET, _secret),
     (_KEY, _key),
     (_TOKEN, _token),
-    (_BEARER, _bearer),
+    (_AUTH_HEADER, _auth_header),
+    (_PASSWORD_FLAG, _password_flag),
 )
 
 

@@ -205,14 +205,15 @@ _PLACEHOLDER_VALUES = frozenset(
 )  # fmt: skip
 # A value starting with one of these is a reference, template or markup, not a literal.
 REFERENCE_STARTS = tuple("$%{<[(@!&*#\\")
-_FILLER = frozenset("*xX•.·-_#0 ")
+_NOT_FILLER = re.compile(r"[^*xX•.·\-_#0 ]")
+_PLACEHOLDER_SPAN = 64
 
 
 def is_placeholder(value: str) -> bool:
     """A stand-in such as ``YOUR_API_KEY``, ``<token>``, ``${DB_PASS}``, ``********``."""
-    low = value.lower()
+    low = value[:_PLACEHOLDER_SPAN].lower()  # placeholder words come early; keys are long
     if low in _PLACEHOLDER_VALUES or value.startswith(REFERENCE_STARTS):
         return True
-    if len(set(low)) <= 2 or all(ch in _FILLER for ch in value):
+    if len(set(low)) <= 2 or _NOT_FILLER.search(value) is None:
         return True
     return _PLACEHOLDER_PARTS.search(low) is not None

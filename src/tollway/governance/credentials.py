@@ -1,11 +1,14 @@
 """Provider secrets recognised by their prefix and structure: API keys, tokens, private keys.
 
-Each pattern starts with a literal (``sk-``, ``gh``, ``AKIA``...), so the regex engine
-finds candidates with its fast literal search instead of trying every position; the
-word boundary before the prefix is a look-behind placed *after* the literal for the
-same reason. Possessive quantifiers keep every match linear. A candidate becomes a
-finding only if its body also looks like a key (character mix, checksum-free structure,
-no placeholder words), which is what keeps ``sk-learn`` and ``ghp_XXXX...`` out.
+Python's regex engine is fast only when a pattern starts with a literal: it then skips
+through the text in C and tries the pattern only where the literal occurs. So every
+pass here starts with one, and prefixes that share a character share a pass: one pass
+anchored on ``-`` looks back for ``sk``, ``glpat``, ``xoxb``, ``tw`` (and reads
+``-----BEGIN``), one anchored on ``_`` looks back for ``ghp``, ``github``, ``sk_live``,
+``npm``. Word boundaries are look-behinds placed after the literal for the same reason,
+and possessive quantifiers keep every match linear. A candidate becomes a finding only
+if its body also looks like a key (length, character mix, no placeholder words), which
+is what keeps ``sk-learn`` and ``ghp_XXXX...`` out.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ _PEM_MAX = 64 * 1024  # longest private key block looked for
 _FAKE_PARTS = ("your", "xxxx", "here", "example", "placeholder", "redacted", "dummy", "<", "{")
 
 
-def _plausible(body: str, min_distinct: int = 8) -> bool:
+def _plausible(body: str) -> bool:
     """Enough distinct characters and no placeholder words."""
-    if len(set(body)) < min_distinct:
+    if len(set(body)) < 8:
         return False
     low = body.lower()
     return not any(part in low for part in _FAKE_PARTS)
@@ -44,9 +47,8 @@ def _plausible(body: str, min_distinct: int = 8) -> bool:
 
 _Handler = Callable[[str, "re.Match[str]", list[Finding]], None]
 
-# --- one pass over "-": OpenAI and Anthropic (sk-), GitLab (glpat-), Slack (xoxb-), Tollway (tw-),
-# PEM private keys (-----BEGIN). Anchoring on the dash and looking back for the prefix
-# costs one scan of the text instead of five.
+# --- one pass over "-": OpenAI and Anthropic (sk-), GitLab (glpat-), Slack (xoxb-),
+# Tollway (tw-), PEM private keys (-----BEGIN): one scan of the text instead of five
 
 _B = rf"(?<![{_TOKEN}])"  # the prefix starts a token
 _DASH = re.compile(
@@ -55,7 +57,7 @@ _DASH = re.compile(
     rf"|(?:(?<={_B}gl(?:pat|ptt|cbt|imt)-)|(?<={_B}gl(?:dt|rt|ft)-)|(?<={_B}glsoat-))"
     rf"(?P<gl>[{_TOKEN}]{{20,255}}+)(?![{_TOKEN}])"
     rf"|(?<={_B}xox[abposre]-)(?P<xox>[A-Za-z0-9\-]{{20,255}}+)(?![{_TOKEN}])"
-    rf"|(?<={_B}tw-)(?P<tw_admin>admin-)?(?P<tw>[{_TOKEN}]{{43}})(?![{_TOKEN}]))"
+    rf"|(?<={_B}tw-)(?:admin-)?(?P<tw>[{_TOKEN}]{{43}})(?![{_TOKEN}]))"
     r"|(?P<pem>----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----))"
 )
 

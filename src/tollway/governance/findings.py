@@ -38,6 +38,7 @@ KINDS: dict[str, tuple[Category, int]] = {
     "url_password": ("secret", 25),
     # generic secrets: recognised by the name they are assigned to
     "bearer_token": ("secret", 20),
+    "basic_auth": ("secret", 20),
     "password": ("secret", 20),
     "secret": ("secret", 20),
     "api_key": ("secret", 20),

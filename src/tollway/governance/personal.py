@@ -27,6 +27,12 @@ _EMAIL = re.compile(
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 
 
+def _in_url(text: str, pos: int) -> bool:
+    """`pos` is inside a URL: a "://" earlier in the same whitespace-free run."""
+    scheme = text.rfind("://", max(0, pos - 256), pos)
+    return scheme >= 0 and not any(ch.isspace() for ch in text[scheme:pos])
+
+
 def find_emails(text: str, out: list[Finding]) -> None:
     """Append the email addresses in `text` to `out`."""
     for m in _EMAIL.finditer(text):
@@ -40,8 +46,8 @@ def find_emails(text: str, out: list[Finding]) -> None:
         local = text[start:at]
         if local.startswith(".") or local.endswith(".") or ".." in local:
             continue
-        if text[max(0, start - 2) : start] == "//":
-            continue  # scheme://user@host: a URL's user, not an address
+        if text[start - 1 : start] in (":", "/") and _in_url(text, start):
+            continue  # scheme://user@host, scheme://user:password@host: a URL's user
         if text[m.end() : m.end() + 1] == ":" and text[m.end() + 1 : m.end() + 2].strip():
             continue  # git@github.com:org/repo.git
         out.append(finding("email", start, m.end()))
@@ -76,12 +82,12 @@ _PLUS = re.compile(
     r"(?![0-9a-z_+*/^]|[ .\-]0)"
 )
 _GROUP = re.compile(r"[0-9]+")
-_PHONE_WORDS = re.compile(r"phone|tel\b|mobile|cell|call|sms|whatsapp|fax|dial")
+_PHONE_WORDS = re.compile(r"\b(?:phone|tel|mobile|cell|call|sms|whatsapp|fax|dial)")
 _CARD_WORDS = re.compile(
     r"card|credit|debit|visa|master|amex|american express|discover|jcb|diners|unionpay|maestro"
     r"|payment|\bpan\b|\bcc|number|billing|charge"
 )
-_SSN_WORDS = re.compile(r"ssn|social security|social sec")
+_SSN_WORDS = re.compile(r"\bssn|social security|social sec")
 _CONTEXT = 40  # characters before a bare number searched for a keyword
 
 
@@ -106,12 +112,7 @@ class _Number:
         self.start = start
         self.end = end
         # (415) 555-2671: the span takes the parenthesis, the separator counts as a space.
-        self.paren = (
-            start > 0
-            and text[start - 1] == "("
-            and self.seps[:1] != []
-            and (self.seps[0].startswith(")"))
-        )
+        self.paren = start > 0 and text[start - 1] == "(" and raw[len(self.groups[0]) :][:1] == ")"
         if self.paren:
             self.start -= 1
             self.seps[0] = self.seps[0][1:] or " "
