@@ -252,6 +252,18 @@ def embedded_defaults() -> dict[str, Any]:
             },
         ],
         "orgs": [DEMO_ORG.model_dump()],
+        # Something for the graded ladder (the default steering) to act on.
+        "budgets": [
+            {
+                "scope": "team",
+                "subject": f"demo/{team.name}",
+                "window": "month",
+                "soft_limit": "$20",
+                "hard_limit": "$25",
+            }
+            for team in DEMO_ORG.teams
+        ],
+        "prompt_logging": {"default": "metadata"},
     }
 
 
