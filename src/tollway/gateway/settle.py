@@ -155,7 +155,7 @@ def settle(
             )
         )
     durable = state.ledger.append(record)
-    if ticket is not None:
+    if ticket is not None and ticket.plans:
         # Counters follow the ledger: the record is queued first, so a crash between
         # the two leaves the ledger right and the reservation to expire.
         state.in_background(
