@@ -116,11 +116,13 @@ TOLLWAY_ADMIN = "tw-admin-" + secrets.token_urlsafe(32)
 JWT_1 = _jwt({"sub": "1234567890", "name": "Jane Doe", "iat": 1516239022})
 JWT_2 = _jwt({"sub": "svc-billing", "scope": "invoices:read", "exp": 1900000000})
 JWT_3 = _jwt({"uid": 42, "role": "admin"}, key=b"another-key")
+JWT_4 = _jwt({"sub": "auth0|5f1c", "aud": "api.acme.io", "exp": 1800000000})
 HF_TOKEN = "hf_" + _r(_B62, 34)
 BEARER_OPAQUE = _r(_URLSAFE, 40)
 GOOGLE_CLIENT_SECRET = "GOCSPX-" + _r(_URLSAFE, 28)
 HEX_API_KEY = _r(_HEX, 32)
 X_API_KEY = _r(_HEX, 40)
+BASIC = base64.b64encode(b"deploy:" + _r(_B62, 16).encode()).decode()
 
 POSITIVES: list[Sample] = [
     # --- OpenAI and Anthropic
@@ -307,6 +309,10 @@ POSITIVES: list[Sample] = [
         json.dumps({"access_token": JWT_3, "token_type": "bearer", "expires_in": 3600}),
         (("jwt", JWT_3),),
     ),
+    Sample(
+        f"This is the token the login endpoint returned, is it expired? {JWT_4}.",
+        (("jwt", JWT_4),),
+    ),
     # --- passwords in URLs
     Sample(
         'DATABASES = {"default": dj_database_url.parse('
@@ -369,6 +375,14 @@ POSITIVES: list[Sample] = [
         'curl -X POST https://api.vendor.io/v1/events -H "Content-Type: application/json" '
         f'-H "Authorization: Bearer {BEARER_OPAQUE}" -d @payload.json',
         (("bearer_token", BEARER_OPAQUE),),
+    ),
+    Sample(
+        f'curl -H "Authorization: Basic {BASIC}" https://jenkins.internal/api/json',
+        (("basic_auth", BASIC),),
+    ),
+    Sample(
+        "mysqldump -h db.internal -u root --password Hunter2-prod billing > dump.sql",
+        (("password", "Hunter2-prod"),),
     ),
     Sample(
         f"requests.get(url, headers={{'x-api-key': '{X_API_KEY}'}}, timeout=10)",
@@ -548,4 +562,7 @@ NEGATIVES: list[str] = [
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl deploy",
     "The phone number field accepts formats like +1 (XXX) XXX-XXXX.",
     "Kubernetes: kubectl create secret generic db --from-literal=password=$(cat pw.txt)",
+    "The basic authentication scheme sends credentials; Basic auth is deprecated here.",
+    'docker login --username ci --password "$REGISTRY_TOKEN" registry.acme.io',
+    "Use --password-stdin instead of --password on the command line.",
 ]

@@ -68,7 +68,7 @@ def test_many_real_findings_stay_linear() -> None:
     small = unit * 200
     large = unit * 1600
     assert len(scan(small)) == 400
-    t_small, t_large = _best_of(small), _best_of(large)
+    t_small, t_large = _best_of(small, runs=5), _best_of(large, runs=5)
     print(f"400 findings: {t_small * 1000:.2f} ms, 3200 findings: {t_large * 1000:.2f} ms")
-    assert t_large < 16 * t_small + 0.005  # 8x the input: well under quadratic growth
+    assert t_large < 20 * t_small + 0.02  # 8x the input: linear is 8x, quadratic 64x
     assert "@" not in redact(large)

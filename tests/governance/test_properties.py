@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tollway.governance import redact, scan
+from tollway.governance import data_class, redact, scan
+from tollway.governance.detect import _FOLD, fold
 
 MARKER_MAX = len("[REDACTED:aws_secret_access_key]")
 
@@ -31,6 +32,12 @@ def test_redact_never_raises_and_stays_bounded(text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=300), trigger_text))
+def test_data_class_agrees_with_a_full_scan(text: str) -> None:
+    assert data_class(text) == scan(text).data_class
+
+
+@settings(max_examples=300, deadline=None)
 @given(trigger_text)
 def test_redacting_twice_changes_nothing(text: str) -> None:
     once = redact(text)
@@ -45,3 +52,11 @@ plain = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz .,;!?'()_\n
 @given(plain)
 def test_plain_prose_finds_nothing(text: str) -> None:
     assert not scan(text)
+
+
+@given(st.text(max_size=200))
+def test_folding_keeps_every_offset(text: str) -> None:
+    folded = fold(text)
+    assert len(folded) == len(text)
+    assert folded == text.translate(_FOLD)
+    assert all(f == c or c.isascii() for f, c in zip(folded, text, strict=True))

@@ -18,9 +18,7 @@ from collections.abc import Callable
 from tollway.governance.checks import (
     REFERENCE_STARTS,
     has_digit,
-    has_lower,
     has_symbol,
-    has_upper,
     is_hex,
     is_placeholder,
     letters_and_digits,
@@ -167,8 +165,8 @@ def _assigned(folded: str, text: str, m: re.Match[str]) -> _Assignment | None:
 
 
 def _complex_enough(value: str) -> bool:
-    """A password has a digit, a symbol, or mixed case beyond a capital first letter."""
-    return has_digit(value) or has_symbol(value) or (has_upper(value[1:]) and has_lower(value))
+    """A password has a digit or a symbol; letters alone are a word or a name."""
+    return has_digit(value) or has_symbol(value)
 
 
 def _random_enough(value: str, min_len: int) -> bool:
@@ -221,11 +219,13 @@ def _token(folded: str, text: str, m: re.Match[str], out: list[Finding]) -> None
 
 
 def _password_flag(folded: str, text: str, m: re.Match[str], out: list[Finding]) -> None:
+    if m.start() and not folded[m.start() - 1].isspace():
+        return  # "positions--pass it on": not a command-line flag
     v = _VALUE.match(text, m.end())
     if v is None or v.lastgroup is None:
         return
     value, start, end = v[v.lastgroup], v.start(v.lastgroup), v.end(v.lastgroup)
-    if value.startswith(REFERENCE_STARTS) or " " in value or is_placeholder(value):
+    if value.startswith(REFERENCE_STARTS) or " " in value or "=" in value or is_placeholder(value):
         return
     if len(value) >= 6 and _complex_enough(value):
         out.append(finding("password", start, end))

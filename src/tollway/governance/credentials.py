@@ -200,8 +200,10 @@ def _find_all(text: str, needle: str) -> list[int]:
 
 # --- JSON Web Tokens: eyJ... (anchored on the rare "J", the prefix looked back at)
 
+# header.payload.signature, or the five parts of an encrypted JWT; a sentence may end after it.
 _JWT = re.compile(
-    rf"J(?<={_B}eyJ)[{_TOKEN}]{{7,}}+\.[{_TOKEN}]{{2,}}+\.[{_TOKEN}]*+(?![{_TOKEN}.])"
+    rf"J(?<={_B}eyJ)[{_TOKEN}]{{7,}}+\.[{_TOKEN}]{{2,}}+\.[{_TOKEN}]*+(?:\.[{_TOKEN}]++){{0,2}}"
+    rf"(?![{_TOKEN}]|\.[{_TOKEN}])"
 )
 
 
