@@ -91,7 +91,9 @@ class Run:
         self.sim_stream = stack.simulator(
             "stream-upstream", ttft_ms=self.args.ttft_ms, tokens_per_s=self.args.tokens_per_s
         )
-        config = stack.write_config({"sim": self.sim, "stream": self.sim_stream})
+        config = stack.write_config(
+            {"sim": self.sim, "stream": self.sim_stream}, budgets=self.args.budgets
+        )
         self.started_ms = int(time.time() * 1000)
         self.gateway: Proc = stack.gateway(config, self.args.server)
         self.figures["gateway_rss_mib"] = {"idle": round(self.gateway.rss_mib(), 1)}
@@ -301,6 +303,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--server",
         default="uvicorn",
         help="uvicorn (tollway serve), uvicorn-<loop>-<http> (uvicorn CLI) or granian",
+    )
+    p.add_argument(
+        "--budgets",
+        choices=("off", "memory", "redis"),
+        default="off",
+        help="budgets on the benchmark key: none, in-process counters, or Redis",
     )
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to cores")
     p.add_argument("--retries", type=int, default=2, help="repeats of a disturbed phase")

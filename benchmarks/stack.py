@@ -171,10 +171,28 @@ class Stack:
         _wait_http(proc, f"http://127.0.0.1:{port}/v1/models", self.upstream_headers())
         return proc
 
-    def write_config(self, upstreams: dict[str, Proc]) -> Path:
+    def redis(self) -> str:
+        """A redis-server (Debian's) on a free port, pinned with the upstreams; its URL."""
+        port = free_port()
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--dir", str(self.dir)]
+        self._spawn("redis", argv, port, self.client_cores)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def write_config(self, upstreams: dict[str, Proc], budgets: str = "off") -> Path:
         """A gateway config: one `kind: openai` provider per upstream, models priced as gpt-5.4.
 
         The first upstream serves `gpt-sim`; another named `stream` serves `gpt-sim-stream`.
+        With `budgets` `memory` or `redis`, the benchmark key's org, team and user each get a
+        budget (never reached) and the peak schedule is on, so every request reserves and
+        settles on three counters (in-process, or in a redis-server started here).
         """
         providers, models = [], []
         for i, (name, proc) in enumerate(upstreams.items()):
@@ -189,8 +207,29 @@ class Stack:
             model = "gpt-sim" if i == 0 else f"gpt-sim-{name}"
             deployment = {"provider": name, "model": "gpt-sim"}
             models.append({"name": model, "price_as": "gpt-5.4", "deployments": [deployment]})
+        config: dict[str, object] = {"providers": providers, "models": models}
+        if budgets != "off":
+            config["budgets"] = [
+                {"scope": "org", "subject": "bench", "window": "month", "hard_limit": "$1000000"},
+                {
+                    "scope": "team",
+                    "subject": "bench/bench",
+                    "window": "day",
+                    "soft_limit": "$900000",
+                    "hard_limit": "$1000000",
+                },
+                {
+                    "scope": "user",
+                    "subject": "bench/bench/bench",
+                    "unit": "tokens_total",
+                    "window": "rolling 24h",
+                    "hard_limit": 10**15,
+                },
+            ]
+        if budgets == "redis":
+            self.env["TOLLWAY_REDIS_URL"] = self.redis()
         path = self.dir / "tollway.yaml"
-        path.write_text(yaml.safe_dump({"providers": providers, "models": models}))
+        path.write_text(yaml.safe_dump(config))
         return path
 
     def gateway(
