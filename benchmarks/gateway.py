@@ -92,7 +92,9 @@ class Run:
             "stream-upstream", ttft_ms=self.args.ttft_ms, tokens_per_s=self.args.tokens_per_s
         )
         config = stack.write_config(
-            {"sim": self.sim, "stream": self.sim_stream}, budgets=self.args.budgets
+            {"sim": self.sim, "stream": self.sim_stream},
+            budgets=self.args.budgets,
+            rules=self.args.rules,
         )
         self.started_ms = int(time.time() * 1000)
         self.gateway: Proc = stack.gateway(config, self.args.server)
@@ -309,6 +311,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("off", "memory", "redis"),
         default="off",
         help="budgets on the benchmark key: none, in-process counters, or Redis",
+    )
+    p.add_argument(
+        "--rules", action="store_true", help="a realistic set of ten steering rules (none match)"
     )
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to cores")
     p.add_argument("--retries", type=int, default=2, help="repeats of a disturbed phase")

@@ -186,7 +186,9 @@ class Stack:
                 time.sleep(0.05)
         return f"redis://127.0.0.1:{port}/0"
 
-    def write_config(self, upstreams: dict[str, Proc], budgets: str = "off") -> Path:
+    def write_config(
+        self, upstreams: dict[str, Proc], budgets: str = "off", rules: bool = False
+    ) -> Path:
         """A gateway config: one `kind: openai` provider per upstream, models priced as gpt-5.4.
 
         The first upstream serves `gpt-sim`; another named `stream` serves `gpt-sim-stream`.
@@ -226,6 +228,19 @@ class Stack:
                     "hard_limit": 10**15,
                 },
             ]
+        if rules:  # the realistic rule set of benchmarks.steering, steering to "inhouse"
+            from benchmarks.steering import RULES
+
+            first = next(iter(upstreams))
+            models.append(
+                {
+                    "name": "inhouse",
+                    "in_house": True,
+                    "price": {"input": "0.05", "output": "0.2"},
+                    "deployments": [{"provider": first, "model": "gpt-sim"}],
+                }
+            )
+            config["steering"] = RULES
         if budgets == "redis":
             self.env["TOLLWAY_REDIS_URL"] = self.redis()
         path = self.dir / "tollway.yaml"
