@@ -137,3 +137,23 @@ class GatewayProcess:
     def terminate(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
+
+
+def vendor_and_in_house(sim: Any) -> dict[str, Any]:
+    """Providers and models for steering tests: `gpt-test` from a third-party vendor and
+    `inhouse` (upstream `inhouse-coder`) on an in-house provider, both on the simulator."""
+    return {
+        "providers": [
+            {"name": "vendor", "kind": "simulated", "base_url": sim.base_url},
+            {"name": "gpu", "kind": "simulated", "base_url": sim.base_url, "in_house": True},
+        ],
+        "models": [
+            {"name": "gpt-test", "price_as": "gpt-5.4", "deployments": [{"provider": "vendor"}]},
+            {
+                "name": "inhouse",
+                "in_house": True,
+                "price": {"input": "0.05", "output": "0.20"},
+                "deployments": [{"provider": "gpu", "model": "inhouse-coder"}],
+            },
+        ],
+    }

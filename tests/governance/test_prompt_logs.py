@@ -13,7 +13,7 @@ import pytest
 
 from tests.admin.test_api import call
 from tests.gateway.test_openai_sdk import ledger_row
-from tests.harness import ADMIN_KEY, GatewayThread, settings_for
+from tests.harness import ADMIN_KEY, GatewayThread, settings_for, vendor_and_in_house
 from tollway.providers.simulated import SimulatedServer
 
 SECRET = "AKIAIOSFODNN7EXAMPLE"
@@ -22,19 +22,7 @@ PROMPT = f"Why does boto3 reject my key? aws_access_key_id = {SECRET} sim:tokens
 
 def config(sim: SimulatedServer) -> dict[str, Any]:
     return {
-        "providers": [
-            {"name": "vendor", "kind": "simulated", "base_url": sim.base_url},
-            {"name": "gpu", "kind": "simulated", "base_url": sim.base_url, "in_house": True},
-        ],
-        "models": [
-            {"name": "gpt-test", "price_as": "gpt-5.4", "deployments": [{"provider": "vendor"}]},
-            {
-                "name": "inhouse",
-                "in_house": True,
-                "price": {"input": "0.05", "output": "0.20"},
-                "deployments": [{"provider": "gpu", "model": "inhouse-coder"}],
-            },
-        ],
+        **vendor_and_in_house(sim),
         "steering": [
             {
                 "id": "secrets-stay-home",

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.gateway.test_openai_sdk import ledger_row
-from tests.harness import ADMIN_KEY, GatewayThread, settings_for
+from tests.harness import ADMIN_KEY, GatewayThread, settings_for, vendor_and_in_house
 from tollway.metering.tokens import count_tokens
 from tollway.providers.simulated import SimulatedServer
 
@@ -20,19 +20,7 @@ CHARGE = count_tokens(PROMPT) + 3 + 10
 
 def config(sim: SimulatedServer) -> dict[str, Any]:
     return {
-        "providers": [
-            {"name": "vendor", "kind": "simulated", "base_url": sim.base_url},
-            {"name": "gpu", "kind": "simulated", "base_url": sim.base_url, "in_house": True},
-        ],
-        "models": [
-            {"name": "gpt-test", "price_as": "gpt-5.4", "deployments": [{"provider": "vendor"}]},
-            {
-                "name": "inhouse",
-                "in_house": True,
-                "price": {"input": "0.05", "output": "0.20"},
-                "deployments": [{"provider": "gpu", "model": "inhouse-coder"}],
-            },
-        ],
+        **vendor_and_in_house(sim),
         "budgets": [
             {
                 "scope": "team",
@@ -44,18 +32,7 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
             }
         ],
         "peak": {"timezone": "UTC", "default_weight": 1.0, "rules": []},
-        "steering": [
-            {
-                "id": "cap",
-                "when": {"budget_soft_pct": ">=100", "third_party": True},
-                "then": {"route_to": "inhouse", "cap_max_tokens": 4},
-            },
-            {
-                "id": "home",
-                "when": {"budget_soft_pct": ">=80", "third_party": True},
-                "then": {"route_to": "inhouse"},
-            },
-        ],
+        "steering": config_rules(),
     }
 
 
