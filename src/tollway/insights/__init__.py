@@ -1,0 +1,1 @@
+"""Insights: gaming detection, spike alerts and impact per token (work in progress)."""

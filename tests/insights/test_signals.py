@@ -1,0 +1,80 @@
+"""Per-request gaming signals separate padded and looping prompts from real work."""
+
+from __future__ import annotations
+
+import random
+import timeit
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tollway.insights.signals import Signals, measure, score
+
+PROSE = (
+    "The migration moved most billing workloads within two sprints. We still need to retire "
+    "the legacy queue, and the retry policy may be too aggressive for the payment provider. "
+    "Could you review the design and suggest how to cap concurrency without losing orders? "
+)
+CODE = """
+def fetch_all(session, urls, policy):
+    results = []
+    for url in urls:
+        for attempt in range(policy.attempts):
+            try:
+                results.append(session.get(url, timeout=10).json())
+                break
+            except TimeoutError as exc:
+                log.warning("attempt %d for %s failed: %s", attempt, url, exc)
+    return results
+"""
+
+
+def normal_prompts() -> list[str]:
+    rng = random.Random(1)
+    words = (PROSE + CODE).split()
+    out = [PROSE * 2, CODE + PROSE, PROSE + CODE]
+    for _ in range(20):
+        out.append(" ".join(rng.choice(words) for _ in range(rng.randint(60, 400))))
+    return out
+
+
+def gamed_prompts() -> list[str]:
+    return [
+        PROSE + "\n" + "please be thorough and detailed " * 200,  # padding
+        "\n".join(["Summarise the ledger."] * 60),  # a pasted loop
+        PROSE + ("x" * 5000),  # filler
+        (CODE * 12),  # the same file pasted many times
+    ]
+
+
+def test_normal_work_scores_low_and_gaming_scores_high() -> None:
+    normal = [score(measure(p)).score for p in normal_prompts()]
+    gamed = [score(measure(p)).score for p in gamed_prompts()]
+    assert max(normal) < 0.2, normal
+    assert min(gamed) > 0.8, gamed
+
+
+def test_evidence_names_the_signals() -> None:
+    verdict = score(measure("\n".join(["Summarise the ledger."] * 60)))
+    assert "duplicate_line_fraction" in verdict.evidence
+    assert verdict.credited(1000) < 200
+
+
+def test_max_tokens_burn_alone_is_a_moderate_signal() -> None:
+    burn = score(measure("short", finish_reason="length", max_tokens=32_000))
+    assert burn.score == 0.5 and "length_burn" in burn.evidence
+    assert score(measure("short", finish_reason="length", max_tokens=256)).score == 0.0
+
+
+@given(st.text(max_size=3000))
+def test_score_is_a_probability(text: str) -> None:
+    verdict = score(measure(text))
+    assert 0.0 <= verdict.score <= 1.0
+    assert 0 <= verdict.credited(10_000) <= 10_000
+
+
+def test_signals_are_cheap_and_bounded() -> None:
+    big = PROSE * 800  # ~200 KB: only a bounded sample is examined
+    per_call = min(timeit.repeat(lambda: measure(big), number=20, repeat=3)) / 20
+    assert per_call < 0.05  # generous: ~1 ms measured; the bound only catches O(n^2)
+    assert isinstance(measure(big), Signals)
