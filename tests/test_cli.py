@@ -102,7 +102,9 @@ def test_usage_by_team_and_request_record(env: Path) -> None:
     code, out, err = run("usage", "--by", "team", "--since", "1d")
     assert code == 0, err
     assert re.search(
-        r"payments\s+│\s+3\s+│\s+300\s+│\s+0\s+│\s+30\s+│\s+0\.003000\s+│\s+0\.002400", out
+        r"payments\s+│\s+3\s+│\s+300\s+│\s+0\s+│\s+30\s+│\s+330\s+│"
+        r"\s+0\.003000\s+│\s+0\.002400",
+        out,
     )
     assert re.search(r"search\s+│\s+2\s+│\s+200", out)
 

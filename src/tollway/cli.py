@@ -197,7 +197,10 @@ def usage(
         console.print(savings_table(columns, group_by, rows, granularity))
         return
     table = Table(*columns)
-    for label in ("requests", "input", "cached", "output", "list $", "actual $", "weighted $"):
+    for label in (
+        *("requests", "input", "cached", "output", "credited"),
+        *("list $", "actual $", "weighted $"),
+    ):
         table.add_column(label, justify="right")
     for row in rows:
         cells = [_fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
@@ -207,6 +210,7 @@ def usage(
             f"{row['input_tokens']:,}",
             f"{row['cached_input_tokens']:,}",
             f"{row['output_tokens']:,}",
+            f"{row['credited_tokens']:,}",
             f"{row['list_cost_usd']:,.6f}",
             f"{row['actual_cost_usd']:,.6f}",
             f"{row['weighted_charge_pusd'] / 10**12:,.6f}",

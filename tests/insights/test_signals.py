@@ -7,8 +7,12 @@ import timeit
 
 from hypothesis import given
 from hypothesis import strategies as st
+from openai import OpenAI
 
+from tests.gateway.test_openai_sdk import ledger_row
+from tests.harness import GatewayThread
 from tollway.insights.signals import Signals, measure, score
+from tollway.ledger.queries import usage
 
 PROSE = (
     "The migration moved most billing workloads within two sprints. We still need to retire "
@@ -78,3 +82,29 @@ def test_signals_are_cheap_and_bounded() -> None:
     per_call = min(timeit.repeat(lambda: measure(big), number=20, repeat=3)) / 20
     assert per_call < 0.05  # generous: ~1 ms measured; the bound only catches O(n^2)
     assert isinstance(measure(big), Signals)
+
+
+def test_the_gateway_scores_every_request_and_credits_tokens(gateway: GatewayThread) -> None:
+    key, _ = gateway.runtime.key_store.create("gus", "gaming", "initech")
+    client = OpenAI(base_url=gateway.base_url + "/v1", api_key=key, max_retries=0)
+    normal = client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": PROSE + CODE}]
+    )
+    padded = client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": gamed_prompts()[0]}]
+    )
+    low = ledger_row(gateway, normal.headers["x-tollway-request-id"])
+    high = ledger_row(gateway, padded.headers["x-tollway-request-id"])
+    assert low["gaming_score"] < 0.2 < 0.8 < high["gaming_score"]
+    (row,) = usage(
+        gateway.runtime.database.engine,
+        group_by=["org"],
+        since_ms=0,
+        until_ms=2**62,
+        filters={"org": "initech"},
+    )
+    raw = row["input_tokens"] + row["output_tokens"]
+    expected = sum(
+        int((r["input_tokens"] + r["output_tokens"]) * (1 - r["gaming_score"])) for r in (low, high)
+    )
+    assert row["credited_tokens"] == expected < raw

@@ -111,6 +111,22 @@ def prompt_text(api: ApiSpec, body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def new_prompt_text(api: ApiSpec, body: dict[str, Any]) -> str:
+    """The part of the prompt this turn added: the last user message (or the whole prompt
+    for completions and embeddings). Gaming signals look at this, not at re-sent history."""
+    prompt = body.get(api.prompt_field)
+    if api.prompt_field == "messages" and isinstance(prompt, list):
+        for message in reversed(prompt):
+            if isinstance(message, dict) and message.get("role") == "user":
+                parts: list[str] = []
+                _collect_text(message.get("content"), parts)
+                return "\n".join(parts)
+        return ""
+    parts = []
+    _collect_text(prompt, parts)
+    return "\n".join(parts)
+
+
 def estimate_prompt_tokens(api: ApiSpec, body: dict[str, Any]) -> int:
     """Input tokens as the simulated provider counts them; an estimate for real upstreams."""
     prompt = body.get(api.prompt_field)

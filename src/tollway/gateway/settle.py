@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass, field
 
 from tollway.budgets.ticket import Ticket
-from tollway.gateway.apis import ApiSpec, ParsedRequest, fingerprint, prompt_text
+from tollway.gateway.apis import ApiSpec, ParsedRequest, fingerprint, new_prompt_text, prompt_text
 from tollway.gateway.auth import Principal
 from tollway.gateway.state import GatewayState
 from tollway.governance.recorder import PendingLog
+from tollway.insights.signals import measure, score
 from tollway.ledger.record import LedgerRecord
 from tollway.metering.pricing import price_usage
 from tollway.metering.usage import Usage
@@ -75,6 +76,14 @@ def settle(
     ticket = ctx.ticket
     weight_milli = ticket.weight_milli if ticket is not None else 1000
     weighted_pusd = ticket.weighted(actual_pusd) if ticket is not None else actual_pusd
+    gaming = 0.0
+    if req is not None and status < 400:
+        signals = measure(
+            new_prompt_text(ctx.api, req.body),
+            finish_reason=finish_reason,
+            max_tokens=req.max_tokens,
+        )
+        gaming = score(signals).score
     asked = ctx.asked_deployment
     requested_pusd = actual_pusd
     if asked is not None and asked.price is not None:
@@ -117,6 +126,7 @@ def settle(
         route_reason=ctx.route_reason,
         steered=asked is not None,
         requested_cost_pusd=requested_pusd,
+        gaming_score=gaming,
         prompt_fingerprint=fingerprint(prompt_text(ctx.api, req.body)) if req else "",
         extra=ctx.extra,
     )

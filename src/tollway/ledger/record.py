@@ -52,3 +52,4 @@ class LedgerRecord:
     extra: dict[str, object] = field(default_factory=dict)
     steered: bool = False  # a steering rule sent it to another model than asked
     requested_cost_pusd: int = 0  # actual cost had the asked-for model served it
+    gaming_score: float = 0.0  # 0 = ordinary work .. 1 = tokens burned for their own sake

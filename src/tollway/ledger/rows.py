@@ -53,7 +53,7 @@ def rollup_rows(records: Iterable[LedgerRecord]) -> list[tuple[Any, ...]]:
         )
         acc = sums.get(key)
         if acc is None:
-            acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0]
+            acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0]
         acc[0] += 1
         acc[1] += r.status >= 400
         acc[2] += r.input_tokens
@@ -68,6 +68,7 @@ def rollup_rows(records: Iterable[LedgerRecord]) -> list[tuple[Any, ...]]:
         acc[11] += r.latency_ms
         acc[12] += r.steered
         acc[13] += r.requested_cost_pusd
+        acc[14] += int((r.input_tokens + r.output_tokens) * (1.0 - r.gaming_score))
     # A fixed order makes concurrent writers (PostgreSQL replicas) lock rows alike: no deadlocks.
     return [(*key, *acc) for key, acc in sorted(sums.items())]
 

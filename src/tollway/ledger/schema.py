@@ -74,6 +74,8 @@ requests = Table(
     # would have cost for the same usage (equal to actual_cost_pusd when not steered).
     Column("steered", Boolean, nullable=False, server_default="0"),
     Column("requested_cost_pusd", BigInteger, nullable=False, server_default="0"),
+    # Gaming detection: the request's score in [0, 1] (see tollway.insights.signals).
+    Column("gaming_score", Float, nullable=False, server_default="0"),
 )
 Index("ix_requests_started_at_ms", requests.c.started_at_ms)
 Index(
@@ -98,6 +100,7 @@ ROLLUP_SUMS = (
     "latency_ms_sum",
     "steered",
     "requested_cost_pusd",
+    "credited_tokens",
 )
 
 # Hourly sums per (org, team, user, model, provider); every report reads this, never `requests`.
@@ -125,6 +128,7 @@ usage_hourly = Table(
     Column("latency_ms_sum", Float, nullable=False),
     Column("steered", BigInteger, nullable=False, server_default="0"),
     Column("requested_cost_pusd", BigInteger, nullable=False, server_default="0"),
+    Column("credited_tokens", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint(*ROLLUP_KEYS),
 )
 
