@@ -17,6 +17,9 @@ from tollway.providers.simulated import SimConfig, SimulatedServer
 
 SIM_API_KEY = "sim-upstream-secret"
 
+# Every gateway a test starts accepts this admin key (tests that need none unset it).
+os.environ["TOLLWAY_ADMIN_KEY"] = ADMIN_KEY
+
 
 @pytest.fixture(scope="session")
 def sim() -> Iterator[SimulatedServer]:
@@ -108,7 +111,6 @@ def gateway(
     sim: SimulatedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
     os.environ["TOLLWAY_TEST_SIM_KEY"] = SIM_API_KEY
-    os.environ["TOLLWAY_ADMIN_KEY"] = ADMIN_KEY
     data_dir = tmp_path_factory.mktemp("gateway-data")
     server = GatewayThread(settings_for(gateway_config(sim), data_dir)).start()
     yield server

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,6 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
 def budget_gateway(
     sim: SimulatedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
-    os.environ["TOLLWAY_ADMIN_KEY"] = ADMIN_KEY
     data_dir = tmp_path_factory.mktemp("budget-gateway")
     server = GatewayThread(settings_for(config(sim), data_dir)).start()
     yield server

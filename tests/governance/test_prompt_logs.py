@@ -3,7 +3,6 @@ kept per org/team mode, purged after retention, and only their admins may read t
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from tests.admin.test_api import call
 from tests.gateway.test_openai_sdk import ledger_row
-from tests.harness import ADMIN_KEY, GatewayThread, settings_for, vendor_and_in_house
+from tests.harness import GatewayThread, settings_for, vendor_and_in_house
 from tollway.providers.simulated import SimulatedServer
 
 SECRET = "AKIAIOSFODNN7EXAMPLE"
@@ -43,7 +42,6 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
 def gov_gateway(
     sim: SimulatedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
-    os.environ["TOLLWAY_ADMIN_KEY"] = ADMIN_KEY
     server = GatewayThread(settings_for(config(sim), tmp_path_factory.mktemp("gov"))).start()
     yield server
     server.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +9,7 @@ import openai
 import pytest
 
 from tests.gateway.test_openai_sdk import ledger_row
-from tests.harness import ADMIN_KEY, GatewayThread, settings_for, vendor_and_in_house
+from tests.harness import GatewayThread, settings_for, vendor_and_in_house
 from tollway.metering.tokens import count_tokens
 from tollway.providers.simulated import SimulatedServer
 
@@ -40,7 +39,6 @@ def config(sim: SimulatedServer) -> dict[str, Any]:
 def ladder_gateway(
     sim: SimulatedServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
-    os.environ["TOLLWAY_ADMIN_KEY"] = ADMIN_KEY
     server = GatewayThread(settings_for(config(sim), tmp_path_factory.mktemp("ladder"))).start()
     yield server
     server.stop()
