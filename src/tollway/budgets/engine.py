@@ -33,6 +33,14 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Literal, Protocol
 
+from tollway.budgets.charges import (
+    METRIC_CODES,
+    UNIT_CODES,
+    PriceFn,
+    charges,
+    line_of,
+    worst_cost,
+)
 from tollway.budgets.memory import wall_clock_ms
 from tollway.budgets.model import BudgetSpec, RateLimitSpec, subject_of
 from tollway.budgets.refusals import refusal
@@ -41,15 +49,13 @@ from tollway.budgets.store import (
     CounterStore,
     Denial,
     Line,
-    LineKind,
     StoreUnavailable,
 )
 from tollway.budgets.ticket import NO_PATH, BudgetState, Path, Plan, Spec, Ticket, tightest_of
 from tollway.budgets.windows import CalendarWindow, RollingWindow
 from tollway.errors import ConfigError, ServiceUnavailable
 from tollway.metering.catalog import Price
-from tollway.metering.peak import MILLI, PeakSchedule
-from tollway.metering.pricing import PricedUsage, apply_discount
+from tollway.metering.peak import PeakSchedule
 from tollway.metering.usage import Usage
 
 __all__ = [
@@ -66,21 +72,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FailureMode = Literal["closed", "open-bounded"]
-PriceFn = Callable[[Usage], PricedUsage]
-"""Prices a usage: list and actual (discounted) cost in pico-USD."""
 
 _PPM = 1_000_000
 _CACHE_MAX = 100_000
-# What each spec charges: budget units, then rate-limit metrics.
-_USD_ACTUAL, _USD_LIST, _TOK_IN, _TOK_OUT, _TOK_TOTAL, _REQUESTS, _RATE_TOKENS, _CONC = range(8)
-_UNIT_CODES = {
-    "usd_actual": _USD_ACTUAL,
-    "usd_list": _USD_LIST,
-    "tokens_input": _TOK_IN,
-    "tokens_output": _TOK_OUT,
-    "tokens_total": _TOK_TOTAL,
-}
-_METRIC_CODES = {"requests": _REQUESTS, "tokens": _RATE_TOKENS, "concurrent": _CONC}
 
 
 class HealthSignal(Protocol):
@@ -148,11 +142,11 @@ class BudgetEngine:
             if spec.id in specs:
                 raise ConfigError(f"budgets: two entries have the id {spec.id!r}")
             specs[spec.id] = spec
-            line = lines[spec.id] = _line_of(spec)
+            line = lines[spec.id] = line_of(spec)
             if isinstance(spec, BudgetSpec):
-                code = _UNIT_CODES[spec.unit]
+                code = UNIT_CODES[spec.unit]
             else:
-                code = _METRIC_CODES[spec.metric]
+                code = METRIC_CODES[spec.metric]
             index.setdefault((spec.scope, spec.subject), []).append(Plan(spec, line, code))
         self._index = {k: tuple(v) for k, v in index.items()}
         self._specs = specs
@@ -221,8 +215,8 @@ class BudgetEngine:
         rid = request_id or f"{self._id_prefix}{next(self._ids)}"
         if not path.plans:
             return Ticket(rid, path, (), weight, now)
-        list_pusd, actual_pusd = _worst_cost(price, discount_ppm, input_tokens, max_output_tokens)
-        values = _charges(weight, list_pusd, actual_pusd, input_tokens, max_output_tokens, 1)
+        list_pusd, actual_pusd = worst_cost(price, discount_ppm, input_tokens, max_output_tokens)
+        values = charges(weight, list_pusd, actual_pusd, input_tokens, max_output_tokens, 1)
         amounts = tuple([values[code] for code in path.codes])
         try:
             if self.health is not None and not self.health.healthy:
@@ -259,7 +253,7 @@ class BudgetEngine:
         if not ticket.plans:
             return
         inp, out = usage.input_tokens, usage.output_tokens
-        values = _charges(ticket.weight_milli, list_cost_pusd, actual_cost_pusd, inp, out, 0)
+        values = charges(ticket.weight_milli, list_cost_pusd, actual_cost_pusd, inp, out, 0)
         await self._finish(ticket, [values[code] for code in ticket.path.codes])
 
     async def release(self, ticket: Ticket) -> None:
@@ -316,7 +310,7 @@ class BudgetEngine:
     async def usage(self, specs: Iterable[Spec] | None = None) -> list[BudgetState]:
         """Read every (or the given) spec's counter from the store (admin and CLI)."""
         chosen = list(self._specs.values() if specs is None else specs)
-        lines = [self._lines.get(spec.id) or _line_of(spec) for spec in chosen]
+        lines = [self._lines.get(spec.id) or line_of(spec) for spec in chosen]
         try:
             found = await self.store.usage(lines)
         except StoreUnavailable as exc:
@@ -495,57 +489,6 @@ def _fraction_ppm(value: Decimal | str | float) -> int:
     if not amount.is_finite() or not 0 <= amount <= 1:
         raise ConfigError(f"budgets.open_fraction: must be between 0 and 1, got {value!r}")
     return int(amount * _PPM)
-
-
-def _worst_cost(
-    price: Price | PriceFn | None, discount_ppm: int, input_tokens: int, output_tokens: int
-) -> tuple[int, int]:
-    """(list, actual) pico-USD of the dearest way the request could be billed."""
-    if price is None:
-        return 0, 0
-    if isinstance(price, Price):
-        rates = price.for_input(input_tokens) if price.tiers else price
-        dearest = max(rates.input_uusd, rates.cached_input_uusd, rates.cache_write_uusd)
-        list_pusd = input_tokens * dearest + output_tokens * rates.output_uusd
-        actual = list_pusd if not discount_ppm else apply_discount(list_pusd, discount_ppm)
-        return list_pusd, actual
-    plain = price(Usage(input_tokens=input_tokens, output_tokens=output_tokens))
-    written = price(
-        Usage(
-            input_tokens=input_tokens, cache_write_tokens=input_tokens, output_tokens=output_tokens
-        )
-    )
-    return (
-        max(plain.list_cost_pusd, written.list_cost_pusd),
-        max(plain.actual_cost_pusd, written.actual_cost_pusd),
-    )
-
-
-def _charges(
-    weight: int, list_pusd: int, actual_pusd: int, inp: int, out: int, holding: int
-) -> tuple[int, ...]:
-    """What a request charges in each kind of line, indexed by the codes above.
-
-    Budget units are weighted (rounded up: never under-charged); rate limits count raw
-    requests and tokens; a concurrency line holds `holding` (1 at reserve, 0 at settle).
-    """
-    return (
-        -(-actual_pusd * weight // MILLI),
-        -(-list_pusd * weight // MILLI),
-        -(-inp * weight // MILLI),
-        -(-out * weight // MILLI),
-        -(-(inp + out) * weight // MILLI),
-        1,
-        inp + out,
-        holding,
-    )
-
-
-def _line_of(spec: Spec) -> Line:
-    if isinstance(spec, BudgetSpec):
-        return Line(spec.counter_key, spec.window, spec.hard_limit, "budget")
-    kind: LineKind = "concurrency" if spec.metric == "concurrent" else "rate"
-    return Line(spec.counter_key, spec.window, spec.limit, kind)
 
 
 def _as_counter(state: BudgetState) -> CounterState:
