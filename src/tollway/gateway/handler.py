@@ -336,16 +336,19 @@ def _usage_of_body(
 
 
 def _usage_of_stream(api: ApiSpec, req: ParsedRequest, meter: StreamMeter) -> tuple[Usage, bool]:
-    """Usage of a finished or broken stream: the upstream's own, or an estimate."""
-    generated = count_tokens("".join(meter.text_parts))
+    """Usage of a finished or broken stream: the upstream's own, or an estimate.
+
+    The relayed text is tokenized only when the upstream's counts are missing."""
     if api.dialect == "anthropic":
         usage = meter.usage or Usage()
         if meter.finish_reason is not None:  # message_delta carried the final counts
             return usage, False
         if usage.input_tokens == 0:
             usage.input_tokens = estimate_prompt_tokens(api, req.body)
+        generated = count_tokens("".join(meter.text_parts))
         usage.output_tokens = max(usage.output_tokens, generated)
         return usage, True
     if meter.usage is not None:
         return meter.usage, False
+    generated = count_tokens("".join(meter.text_parts))
     return Usage(estimate_prompt_tokens(api, req.body), output_tokens=generated), True
