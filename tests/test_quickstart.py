@@ -20,6 +20,17 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+def _serve(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`tollway serve` with no config, as the README's first command runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tollway", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def _read_banner(proc: subprocess.Popen[str], timeout: float = 30) -> str:
     assert proc.stdout is not None
     lines: list[str] = []
@@ -37,13 +48,7 @@ def _read_banner(proc: subprocess.Popen[str], timeout: float = 30) -> str:
 def test_serve_with_embedded_defaults_then_usage(tmp_path: Path) -> None:
     port = free_port()
     env = _env(tmp_path / "data")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tollway", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _serve(port, env)
     try:
         banner = _read_banner(proc)
         demo_key = re.search(r"demo key:\s+(\S+)", banner)
@@ -73,14 +78,8 @@ def test_serve_with_embedded_defaults_then_usage(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr
     assert re.search(r"platform\s+│\s+gpt-sim\s+│\s+1\s+│", report.stdout), report.stdout
 
-    # a restart shows the same demo key, which still works
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tollway", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # a restart shows the same demo key (the file in the data dir, still a valid key)
+    proc = _serve(port, env)
     try:
         again = re.search(r"demo key:\s+(\S+)", _read_banner(proc))
         assert again and again.group(1) == demo_key.group(1)
