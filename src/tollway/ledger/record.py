@@ -53,3 +53,4 @@ class LedgerRecord:
     steered: bool = False  # a steering rule sent it to another model than asked
     requested_cost_pusd: int = 0  # actual cost had the asked-for model served it
     gaming_score: float = 0.0  # 0 = ordinary work .. 1 = tokens burned for their own sake
+    prompt_sketch: int = 0  # near-duplicate sketch of the new prompt text; 0 = none

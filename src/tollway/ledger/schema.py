@@ -76,6 +76,8 @@ requests = Table(
     Column("requested_cost_pusd", BigInteger, nullable=False, server_default="0"),
     # Gaming detection: the request's score in [0, 1] (see tollway.insights.signals).
     Column("gaming_score", Float, nullable=False, server_default="0"),
+    # Near-duplicate sketch of the prompt's new part (tollway.insights.sketch); 0 = none.
+    Column("prompt_sketch", BigInteger, nullable=False, server_default="0"),
 )
 Index("ix_requests_started_at_ms", requests.c.started_at_ms)
 Index(
@@ -209,3 +211,130 @@ prompt_log_reads = Table(
     Column("granted", Boolean, nullable=False),
 )
 Index("ix_prompt_log_reads_request_id", prompt_log_reads.c.request_id)
+
+DAILY_KEYS = ("day_start_ms", "org", "team", "user")
+DAILY_SUMS = (
+    "requests",
+    "tokens",
+    "credited_tokens",
+    "actual_cost_pusd",
+    "gamed_requests",
+    "exempt_requests",
+    "duplicate_requests",
+    "near_duplicate_requests",
+    "regular_requests",
+    "length_burns",
+)
+
+# Per user and UTC day: the counts behind per-user gaming signals, written with the
+# requests in the same transaction (tollway.ledger.daily). `regular_requests` are those
+# ending a run of evenly spaced requests (scripted cadence); `exempt_requests` came
+# from keys tagged as sanctioned automation.
+user_daily = Table(
+    "user_daily",
+    metadata,
+    *(
+        Column(name, String if name in ("org", "team", "user") else BigInteger, nullable=False)
+        for name in DAILY_KEYS
+    ),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in DAILY_SUMS),
+    PrimaryKeyConstraint(*DAILY_KEYS),
+)
+Index("ix_user_daily_user_day", user_daily.c.user, user_daily.c.day_start_ms)
+
+# Outcomes (merged PRs, landed diffs, resolved tickets, incidents, reverts). `outcome_id`
+# is the caller's idempotency key. An outcome stops counting once `voided_at_ms` is set
+# (reverted, or linked to an incident, within the quality window).
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("outcome_id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("org", String, nullable=False),
+    Column("team", String, nullable=False),
+    Column("actors", Text, nullable=False),
+    Column("size", BigInteger, nullable=False, server_default="1"),
+    Column("occurred_at_ms", BigInteger, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+    Column("source", String, nullable=False),
+    Column("url", String, nullable=True),
+    Column("title", String, nullable=True),
+    Column("refs", Text, nullable=False, server_default="[]"),
+    Column("voided_at_ms", BigInteger, nullable=True),
+    Column("voided_by", String, nullable=True),
+    Column("extra", Text, nullable=False, server_default="{}"),
+)
+Index(
+    "ix_outcomes_org_team_occurred_at_ms",
+    outcomes.c.org,
+    outcomes.c.team,
+    outcomes.c.occurred_at_ms,
+)
+Index("ix_outcomes_occurred_at_ms", outcomes.c.occurred_at_ms)
+
+# One row per (outcome, actor): who an outcome is attributed to.
+outcome_actors = Table(
+    "outcome_actors",
+    metadata,
+    Column("outcome_id", String, nullable=False),
+    Column("user", String, nullable=False),
+    Column("team", String, nullable=False),
+    Column("occurred_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("outcome_id", "user"),
+)
+Index(
+    "ix_outcome_actors_user_occurred_at_ms", outcome_actors.c.user, outcome_actors.c.occurred_at_ms
+)
+
+# The gaming review list: one flag per user-day whose score passed the threshold.
+# Flags never punish; reviewers mark them confirmed or dismissed.
+gaming_flags = Table(
+    "gaming_flags",
+    metadata,
+    Column("flag_id", String, primary_key=True),
+    Column("day_start_ms", BigInteger, nullable=False),
+    Column("org", String, nullable=False),
+    Column("team", String, nullable=False),
+    Column("user", String, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("credited_tokens", BigInteger, nullable=False),
+    Column("signals", Text, nullable=False),
+    Column("sample_request_ids", Text, nullable=False),
+    Column("status", String, nullable=False),
+    Column("reviewer", String, nullable=True),
+    Column("review_note", Text, nullable=True),
+    Column("reviewed_at_ms", BigInteger, nullable=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+Index("ix_gaming_flags_day_start_ms", gaming_flags.c.day_start_ms)
+Index("ix_gaming_flags_org_team", gaming_flags.c.org, gaming_flags.c.team)
+
+# Alert history: spikes, budget thresholds, forecasts; `evidence` is JSON. One open
+# alert per `dedup_key`; feedback (useful | false | planned) is recorded by reviewers.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("scope", String, nullable=False),
+    Column("subject", String, nullable=False),
+    Column("org", String, nullable=False),
+    Column("team", String, nullable=True),
+    Column("dedup_key", String, nullable=False),
+    Column("severity", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("opened_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Column("resolved_at_ms", BigInteger, nullable=True),
+    Column("deliveries", Text, nullable=False, server_default="{}"),
+    Column("feedback", String, nullable=True),
+    Column("feedback_note", Text, nullable=True),
+    Column("feedback_by", String, nullable=True),
+    Column("feedback_at_ms", BigInteger, nullable=True),
+)
+Index("ix_alerts_opened_at_ms", alerts.c.opened_at_ms)
+Index("ix_alerts_dedup_key_state", alerts.c.dedup_key, alerts.c.state)
