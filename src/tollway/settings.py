@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tollway.errors import ConfigError
+from tollway.insights.config import InsightsConfig
 
 if TYPE_CHECKING:
     from tollway.routing.steering import Steering
@@ -138,6 +139,7 @@ class Settings(_Strict):
     budget_defaults: BudgetDefaults = BudgetDefaults()
     prompt_logging: PromptLoggingConfig = PromptLoggingConfig()
     counters: CountersConfig = CountersConfig()
+    insights: InsightsConfig = InsightsConfig()
 
     @field_validator("providers")
     @classmethod
