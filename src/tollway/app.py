@@ -173,7 +173,7 @@ class TollwayApp:
         policies = PolicyStore(database.engine)
         budgets = BudgetService(settings, policies, database.engine)
         await budgets.start()
-        ledger = LedgerWriter(database.engine)
+        ledger = LedgerWriter(database.engine, exempt_tags=settings.insights.detection.exempt_tags)
         await ledger.start()
         prompt_logs = PromptLogStore(database.engine)
         prompts = PromptRecorder(prompt_logs, settings.prompt_logging)
@@ -194,6 +194,7 @@ class TollwayApp:
             settings.steering_rules(budgets.steering_override),
             settings.budget_defaults.default_max_output_tokens,
             prompts,
+            frozenset(settings.insights.detection.exempt_tags),
         )
         budgets.on_steering = lambda rules: setattr(
             state, "steering", settings.steering_rules(rules)

@@ -185,3 +185,17 @@ def test_upstream_client_error_is_passed_through(
     assert info.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     stats = sim_control(sim, "GET", "/_sim/stats")
     assert stats, "the simulator answered the request itself"
+
+
+def test_clients_cannot_claim_the_tags_that_mark_sanctioned_automation(
+    gateway: GatewayThread, user_key: str
+) -> None:
+    body = b'{"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}'
+    headers = {"authorization": f"Bearer {user_key}", "content-type": "application/json"}
+    got, reply, _ = post(
+        gateway.base_url + "/v1/chat/completions",
+        body,
+        {**headers, "x-tollway-tags": "task:docs,automation"},
+    )
+    assert got == 400
+    assert "automation can only be set on a key" in openai_error(got, reply)["message"]

@@ -82,8 +82,13 @@ async def read_body(receive: Any, limit: int, headers: dict[str, str]) -> bytes:
             return b"".join(chunks)
 
 
-def parse_tags(headers: dict[str, str], key_tags: tuple[str, ...]) -> tuple[str, ...]:
-    """Client tags from `x-tollway-tags` (comma-separated), after the key's own tags."""
+def parse_tags(
+    headers: dict[str, str], key_tags: tuple[str, ...], reserved: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """Client tags from `x-tollway-tags` (comma-separated), after the key's own tags.
+
+    `reserved` tags (those marking sanctioned automation) only come from keys: a client
+    cannot exempt itself from gaming detection by sending one."""
     header = headers.get("x-tollway-tags")
     if not header:
         return key_tags
@@ -92,6 +97,11 @@ def parse_tags(headers: dict[str, str], key_tags: tuple[str, ...]) -> tuple[str,
         raise InvalidRequest(
             f"x-tollway-tags: at most {_MAX_TAGS} comma-separated tags of 1-64 characters "
             "from [A-Za-z0-9_.:/=-]"
+        )
+    taken = reserved.intersection(tags).difference(key_tags)
+    if taken:
+        raise InvalidRequest(
+            f"x-tollway-tags: {', '.join(sorted(taken))} can only be set on a key by an admin"
         )
     return tuple(dict.fromkeys((*key_tags, *tags)))
 
@@ -115,7 +125,7 @@ class ApiEndpoint:
             except orjson.JSONDecodeError as exc:
                 raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
             ctx.request = req = parse_request(api, body)
-            ctx.tags = parse_tags(headers, ctx.principal.tags)
+            ctx.tags = parse_tags(headers, ctx.principal.tags, state.reserved_tags)
             route = state.routes.resolve(req.model, api.dialect)
             if state.steering.rules and api.metered:
                 route = self._steer(ctx, req, route)

@@ -30,6 +30,7 @@ class GatewayState:
     steering: Steering = field(default_factory=lambda: Steering(()))
     default_max_output_tokens: int = 4096
     prompts: PromptRecorder | None = None
+    reserved_tags: frozenset[str] = frozenset()  # only keys may carry these tags
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def in_background(self, task: asyncio.Task[None]) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from tollway.ledger.daily import DailyTracker
 from tollway.ledger.record import LedgerRecord
 from tollway.ledger.rows import RowWriter, without_duplicates
 
@@ -62,12 +63,13 @@ class BatchCommitter:
         retry: bool = True,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
+        daily: DailyTracker | None = None,
     ) -> None:
         self._engine = engine
         self._retry = retry
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._rows = RowWriter(engine.dialect)
+        self._rows = RowWriter(engine.dialect, daily)
         self._connection: Connection | None = None
         self._deadline: float | None = None  # monotonic
         self._wakeup = threading.Event()  # cuts a back-off short when a deadline is set

@@ -13,11 +13,20 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Dialect, Insert, select
+from sqlalchemy import Connection, Dialect, Insert, Table, select
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from tollway.ledger.daily import DailyTracker
 from tollway.ledger.record import LedgerRecord
-from tollway.ledger.schema import ROLLUP_KEYS, ROLLUP_SUMS, requests, usage_hourly
+from tollway.ledger.schema import (
+    DAILY_KEYS,
+    DAILY_SUMS,
+    ROLLUP_KEYS,
+    ROLLUP_SUMS,
+    requests,
+    usage_hourly,
+    user_daily,
+)
 
 HOUR_MS = 3_600_000
 _JSON_FIELDS = ("tags", "extra")
@@ -74,11 +83,25 @@ def rollup_rows(records: Iterable[LedgerRecord]) -> list[tuple[Any, ...]]:
 
 
 class RowWriter:
-    """Writes batches of records with statements compiled once for one dialect."""
+    """Writes batches of records with statements compiled once for one dialect.
 
-    def __init__(self, dialect: Dialect) -> None:
+    Each batch also updates the hourly rollups and the per-user daily counts; `daily`
+    keeps the memory those counts need (see `tollway.ledger.daily`).
+    """
+
+    def __init__(self, dialect: Dialect, daily: DailyTracker | None = None) -> None:
         self._insert = _DriverStatement(requests.insert(), _ROW_FIELDS, dialect)
-        self._upsert = _DriverStatement(_rollup_upsert(dialect), _ROLLUP_FIELDS, dialect)
+        self._upsert = _DriverStatement(
+            _additive_upsert(dialect, usage_hourly, ROLLUP_KEYS, ROLLUP_SUMS),
+            _ROLLUP_FIELDS,
+            dialect,
+        )
+        self._daily_upsert = _DriverStatement(
+            _additive_upsert(dialect, user_daily, DAILY_KEYS, DAILY_SUMS),
+            (*DAILY_KEYS, *DAILY_SUMS),
+            dialect,
+        )
+        self.daily = daily if daily is not None else DailyTracker()
 
     def write(self, connection: Connection, records: Sequence[LedgerRecord]) -> int:
         """Insert `records` and add them to the rollups, in the caller's transaction.
@@ -99,29 +122,30 @@ class RowWriter:
         if records:
             self._insert.executemany(connection, [request_row(r) for r in records])
             self._upsert.executemany(connection, rollup_rows(records))
+            self._daily_upsert.executemany(connection, self.daily.rows(records))
 
 
-def _rollup_upsert(dialect: Dialect) -> Insert:
-    """INSERT into `usage_hourly` that adds to the sums of an existing row."""
+def _additive_upsert(
+    dialect: Dialect, table: Table, keys: Sequence[str], sums: Sequence[str]
+) -> Insert:
+    """INSERT into a rollup `table` that adds `sums` to an existing row with the same `keys`."""
     if dialect.name == "sqlite":
         from sqlalchemy.dialects import sqlite
 
-        sqlite_upsert = sqlite.insert(usage_hourly)
+        sqlite_upsert = sqlite.insert(table)
+        excluded = sqlite_upsert.excluded
         return sqlite_upsert.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEYS), set_=_add_sums(sqlite_upsert.excluded)
+            index_elements=list(keys), set_={n: table.c[n] + excluded[n] for n in sums}
         )
     if dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
-        pg_upsert = postgresql.insert(usage_hourly)
+        pg_upsert = postgresql.insert(table)
+        excluded = pg_upsert.excluded
         return pg_upsert.on_conflict_do_update(
-            index_elements=list(ROLLUP_KEYS), set_=_add_sums(pg_upsert.excluded)
+            index_elements=list(keys), set_={n: table.c[n] + excluded[n] for n in sums}
         )
     raise NotImplementedError(f"the ledger needs sqlite or postgresql, not {dialect.name}")
-
-
-def _add_sums(excluded: Any) -> dict[str, Any]:
-    return {name: usage_hourly.c[name] + excluded[name] for name in ROLLUP_SUMS}
 
 
 def insert_records(connection: Connection, records: Sequence[LedgerRecord]) -> int:

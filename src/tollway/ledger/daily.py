@@ -1,0 +1,137 @@
+"""The `user_daily` increments: per user and UTC day, the counts behind per-user signals.
+
+Written by `RowWriter` in the same transaction as the requests, so they never disagree.
+Three counts need memory of earlier requests, kept per writer:
+
+- `duplicate_requests`: the prompt's fingerprint was already seen from this user today;
+- `near_duplicate_requests`: not an exact duplicate, but its sketch is near one of the
+  user's recent sketches (`tollway.insights.sketch`);
+- `regular_requests`: the request ends a run of `CADENCE_RUN` gaps whose coefficient of
+  variation is below `CADENCE_CV` (humans are bursty, CV > 1; scripts tick evenly).
+
+Each writer sees the requests it writes: with several replicas, a user's requests are
+split between them and these three counts are lower bounds (the others stay exact).
+The memory is idempotent per request id, so a retried batch is not counted against itself.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from math import sqrt
+
+from tollway.insights.sketch import near_duplicate
+from tollway.ledger.record import LedgerRecord
+
+DAY_MS = 86_400_000
+CADENCE_RUN = 20  # gaps in a run (bot-cadence reference: CV < 0.1 over 20+ requests)
+CADENCE_CV = 0.1
+RECENT_SKETCHES = 32
+GAMED_SCORE = 0.5  # a request scoring this or more counts as gamed
+BURN_MAX_TOKENS = 4096
+DEFAULT_EXEMPT_TAGS = frozenset({"automation", "ci", "service"})
+_MAX_FINGERPRINTS = 5_000  # per user and day; beyond this, duplicates go uncounted
+
+
+@dataclass(slots=True)
+class _UserMemory:
+    day: int = -1
+    fingerprints: dict[str, str] = field(default_factory=dict)  # fingerprint -> first id
+    sketches: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=RECENT_SKETCHES))
+    last_id: str = ""
+    last_ms: int = -1
+    gaps: deque[int] = field(default_factory=lambda: deque(maxlen=CADENCE_RUN))
+
+
+class DailyTracker:
+    """Turns batches of records into `user_daily` increments (DAILY_KEYS + DAILY_SUMS order)."""
+
+    def __init__(self, exempt_tags: Iterable[str] = DEFAULT_EXEMPT_TAGS) -> None:
+        self.exempt_tags = frozenset(exempt_tags)
+        self._users: dict[str, _UserMemory] = {}
+
+    def rows(self, records: Iterable[LedgerRecord]) -> list[tuple[object, ...]]:
+        """The increments of `records`, one row per (day, org, team, user), sorted."""
+        sums: dict[tuple[int, str, str, str], list[int]] = {}
+        exempt_tags = self.exempt_tags
+        for r in sorted(records, key=_start):
+            day = r.started_at_ms - r.started_at_ms % DAY_MS
+            key = (day, r.org, r.team, r.user)
+            acc = sums.get(key)
+            if acc is None:
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            tokens = r.input_tokens + r.output_tokens
+            acc[0] += 1
+            acc[1] += tokens
+            acc[2] += int(tokens * (1.0 - r.gaming_score))
+            acc[3] += r.actual_cost_pusd
+            if r.status >= 400:
+                continue
+            acc[4] += r.gaming_score >= GAMED_SCORE
+            if exempt_tags and not exempt_tags.isdisjoint(r.tags):
+                acc[5] += 1
+                continue
+            memory = self._memory(r.user, day)
+            duplicate, near = self._repeats(memory, r)
+            acc[6] += duplicate
+            acc[7] += near
+            acc[8] += self._regular(memory, r)
+            acc[9] += (r.finish_reason in ("length", "max_tokens")) and (
+                (r.max_tokens or 0) >= BURN_MAX_TOKENS
+            )
+        return [(*key, *acc) for key, acc in sorted(sums.items())]
+
+    def _memory(self, user: str, day: int) -> _UserMemory:
+        memory = self._users.get(user)
+        if memory is None:
+            memory = self._users[user] = _UserMemory()
+        if memory.day != day:
+            memory.day = day
+            memory.fingerprints.clear()
+        return memory
+
+    @staticmethod
+    def _repeats(memory: _UserMemory, r: LedgerRecord) -> tuple[bool, bool]:
+        fingerprint = r.prompt_fingerprint
+        if fingerprint:
+            first = memory.fingerprints.get(fingerprint)
+            if first is None:
+                if len(memory.fingerprints) < _MAX_FINGERPRINTS:
+                    memory.fingerprints[fingerprint] = r.request_id
+            elif first != r.request_id:
+                return True, False
+        sketch = r.prompt_sketch
+        if not sketch:
+            return False, False
+        earlier = list(memory.sketches)
+        seen_at = next((i for i, (rid, _) in enumerate(earlier) if rid == r.request_id), None)
+        if seen_at is None:
+            memory.sketches.append((r.request_id, sketch))
+        else:  # a retried batch: compare with what came before it, as the first time
+            earlier = earlier[:seen_at]
+        near = any(near_duplicate(sketch, other) for _, other in earlier)
+        return False, near
+
+    @staticmethod
+    def _regular(memory: _UserMemory, r: LedgerRecord) -> bool:
+        if r.request_id == memory.last_id:
+            return False
+        gap = r.started_at_ms - memory.last_ms
+        first = memory.last_ms < 0
+        memory.last_id, memory.last_ms = r.request_id, r.started_at_ms
+        if first or gap < 0:
+            return False
+        gaps = memory.gaps
+        gaps.append(gap)
+        if len(gaps) < CADENCE_RUN:
+            return False
+        mean = sum(gaps) / CADENCE_RUN
+        if mean <= 0:
+            return False
+        variance = sum((g - mean) ** 2 for g in gaps) / CADENCE_RUN
+        return sqrt(variance) / mean < CADENCE_CV
+
+
+def _start(record: LedgerRecord) -> int:
+    return record.started_at_ms
