@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tollway.cli_support import open_database, parse_since, parse_when
+from tollway.cli_insights import alerts_app, flags_app
+from tollway.cli_support import cli_settings, err, fmt_ms, open_database, parse_since, parse_when
 from tollway.errors import ConfigError
-from tollway.settings import Settings, load_settings
 
 app = typer.Typer(help="Tollway: AI gateway and token control plane.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
@@ -26,19 +25,15 @@ app.add_typer(keys_app, name="keys")
 route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
 console = Console()
-err = Console(stderr=True)
+app.add_typer(flags_app, name="flags")
+app.add_typer(alerts_app, name="alerts")
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="YAML config file (or TOLLWAY_CONFIG).")
 ]
 
 
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        err.print(f"[bold red]config error:[/] {exc.message}")
-        raise typer.Exit(2) from None
+_settings = cli_settings
 
 
 @app.command()
@@ -303,10 +298,7 @@ def _when_option(value: str | None, option: str) -> int | None:
         raise typer.Exit(2) from None
 
 
-def _fmt_ms(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+_fmt_ms = fmt_ms
 
 
 def main() -> None:

@@ -6,9 +6,15 @@ import re
 import time
 from datetime import UTC, datetime
 
+import typer
+from rich.console import Console
+
+from tollway.errors import ConfigError
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
-from tollway.settings import Settings
+from tollway.settings import Settings, load_settings
+
+err = Console(stderr=True)
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -48,3 +54,19 @@ def parse_when(text: str, *, future: bool = True) -> int:
 def parse_since(text: str) -> int:
     """Epoch ms of a start time: a duration back from now or an ISO date."""
     return parse_when(text, future=False)
+
+
+def cli_settings(config: str | None) -> Settings:
+    """The settings of `config` (or the environment's), exiting with 2 on a config error."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[bold red]config error:[/] {exc.message}")
+        raise typer.Exit(2) from None
+
+
+def fmt_ms(ms: int | None) -> str:
+    """A UTC time to the minute, or nothing."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
