@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tollway.cli_support import cli_settings, err, open_database, parse_since
+from tollway.cli_support import cli_settings, err, fmt_ms, open_database, parse_since
 
 console = Console()
 ConfigOpt = Annotated[
@@ -70,9 +70,7 @@ def flags(
             signals,
             row["status"],
         )
-    console.print(table)
-    if not rows:
-        console.print("No flags in this period.")
+    console.print(table if rows else "No flags in this period.")
 
 
 @flags_app.command("review")
@@ -98,3 +96,57 @@ def flags_review(
         err.print(f"[red]no flag {flag_id!r}[/]")
         raise typer.Exit(1)
     console.print(f"{flag_id}: {status}")
+
+
+@alerts_app.callback(invoke_without_command=True)
+def alerts(
+    ctx: typer.Context,
+    since: SinceOpt = "7d",
+    state: Annotated[str | None, typer.Option(help="open or resolved.")] = None,
+    kind: Annotated[str | None, typer.Option(help="spike, team_spike, budget or forecast.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Alert history, newest first: what fired, the evidence, and the feedback given."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tollway.ledger.alerts import AlertStore
+
+    database, _ = open_database(cli_settings(config))
+    rows = AlertStore(database.engine).list(since_ms=_since(since), state=state, kind=kind)
+    table = Table("alert", "opened", "kind", "subject", "severity", "state", "title", "feedback")
+    for row in rows:
+        table.add_row(
+            row["alert_id"],
+            fmt_ms(row["opened_at_ms"]),
+            row["kind"],
+            row["subject"],
+            row["severity"],
+            row["state"],
+            row["title"],
+            row["feedback"] or "",
+        )
+    console.print(table if rows else "No alerts in this period.")
+
+
+@alerts_app.command("feedback")
+def alerts_feedback(
+    alert_id: str,
+    verdict: Annotated[str, typer.Option(help="useful, false or planned.")],
+    note: Annotated[str | None, typer.Option(help="Why.")] = None,
+    by: Annotated[str, typer.Option(help="Who says so.")] = "cli",
+    config: ConfigOpt = None,
+) -> None:
+    """Record whether an alert was useful, a false alarm, or planned work."""
+    from tollway.ledger.alerts import AlertStore
+
+    database, _ = open_database(cli_settings(config))
+    store = AlertStore(database.engine)
+    try:
+        found = store.feedback(alert_id, verdict, by, note, int(time.time() * 1000))
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if not found:
+        err.print(f"[red]no alert {alert_id!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"{alert_id}: {verdict}")
