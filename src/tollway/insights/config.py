@@ -5,10 +5,11 @@ Every field has a default, so `insights:` may be left out entirely.
 
 from __future__ import annotations
 
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tollway.alerts.config import SinkConfig
 
 
 class _Strict(BaseModel):
@@ -73,7 +74,7 @@ class AlertsConfig(_Strict):
 
     spikes: SpikeAlertConfig = SpikeAlertConfig()
     budgets: BudgetAlertConfig = BudgetAlertConfig()
-    sinks: list[dict[str, Any]] = Field(default_factory=lambda: [{"kind": "log"}])
+    sinks: list[SinkConfig] = Field(default_factory=lambda: [SinkConfig(kind="log")])
     evaluate_every_s: float = Field(60, gt=0)
 
 
@@ -98,6 +99,10 @@ class GitHubConfig(_Strict):
 
 
 class InsightsConfig(_Strict):
+    """Gaming detection, alerts and impact. `jobs: false` leaves the periodic scans and
+    alert evaluation to another replica."""
+
+    jobs: bool = True
     detection: DetectionConfig = DetectionConfig()
     alerts: AlertsConfig = AlertsConfig()
     impact: ImpactConfig = ImpactConfig()
