@@ -64,6 +64,18 @@ def test_evidence_names_the_signals() -> None:
     assert verdict.credited(1000) < 200
 
 
+def test_a_phrase_stuffed_between_words_shows_as_a_top_2gram() -> None:
+    # The 2-gram count is skipped for plain-looking text; this still compresses well enough
+    # (ratio > 3) to be counted.
+    rng = random.Random(2)
+    words = (PROSE + CODE).split()
+    stuffed = " ".join(
+        "please note" if rng.random() < 0.3 else rng.choice(words) for _ in range(300)
+    )
+    verdict = score(measure(stuffed))
+    assert list(verdict.evidence) == ["top_ngram_fraction"] and verdict.score > 0.5
+
+
 def test_max_tokens_burn_alone_is_a_moderate_signal() -> None:
     burn = score(measure("short", finish_reason="length", max_tokens=32_000))
     assert burn.score == 0.5 and "length_burn" in burn.evidence
