@@ -6,7 +6,11 @@ import random
 from pathlib import Path
 
 import pytest
+from openai import OpenAI
+from sqlalchemy import select
 
+from tests.gateway.test_openai_sdk import ledger_row
+from tests.harness import GatewayThread
 from tests.ledger.conftest import T0, make_record
 from tollway.insights.config import DetectionConfig, WorkHours
 from tollway.insights.flag_scan import DAY_MS, flag_days, scan_day
@@ -14,6 +18,7 @@ from tollway.insights.user_signals import UserDay, entropy_bits, score_day
 from tollway.ledger import Database, LedgerRecord
 from tollway.ledger.flags import get_flag, list_flags, review_flag
 from tollway.ledger.rows import RowWriter
+from tollway.ledger.schema import user_daily
 
 DAY = T0 - T0 % DAY_MS + 5 * DAY_MS  # a Tuesday (2026-01-06), 00:00 UTC
 
@@ -117,3 +122,29 @@ def test_score_needs_enough_requests_and_combines_signals() -> None:
     assert 0 < one.score < two.score < 1
     assert entropy_bits([1] * 24) == pytest.approx(4.585, abs=1e-3)
     assert entropy_bits([0] * 23 + [7]) == 0
+
+
+def test_the_gateway_sketches_prompts_and_counts_repeats_per_user_day(
+    gateway: GatewayThread,
+) -> None:
+    key, _ = gateway.runtime.key_store.create("rerun", "qa", "acme", name="repeats")
+    client = OpenAI(base_url=gateway.base_url + "/v1", api_key=key)
+    prompt = "Summarise build 1042 of the billing service and list the failing test suites."
+    ids = []
+    for text in (prompt, prompt, prompt.replace("1042", "1043") + " Be brief."):
+        reply = client.chat.completions.with_raw_response.create(
+            model="gpt-test", messages=[{"role": "user", "content": text}]
+        )
+        ids.append(reply.headers["x-tollway-request-id"])
+    first, again, edited = (ledger_row(gateway, i) for i in ids)
+    assert first["prompt_sketch"] != 0
+    assert first["prompt_sketch"] == again["prompt_sketch"]
+    assert first["prompt_fingerprint"] == again["prompt_fingerprint"]
+    assert edited["prompt_fingerprint"] != first["prompt_fingerprint"]
+    with gateway.runtime.database.engine.connect() as connection:
+        row = (
+            connection.execute(select(user_daily).where(user_daily.c.user == "rerun"))
+            .mappings()
+            .one()
+        )
+    assert (row["requests"], row["duplicate_requests"], row["near_duplicate_requests"]) == (3, 1, 1)

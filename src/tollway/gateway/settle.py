@@ -12,6 +12,7 @@ from tollway.gateway.auth import Principal
 from tollway.gateway.state import GatewayState
 from tollway.governance.recorder import PendingLog
 from tollway.insights.signals import measure, score
+from tollway.insights.sketch import sketch
 from tollway.ledger.record import LedgerRecord
 from tollway.metering.pricing import price_usage
 from tollway.metering.usage import Usage
@@ -77,13 +78,12 @@ def settle(
     weight_milli = ticket.weight_milli if ticket is not None else 1000
     weighted_pusd = ticket.weighted(actual_pusd) if ticket is not None else actual_pusd
     gaming = 0.0
+    prompt_sketch = 0
     if req is not None and status < 400:
-        signals = measure(
-            new_prompt_text(ctx.api, req.body),
-            finish_reason=finish_reason,
-            max_tokens=req.max_tokens,
-        )
+        new_text = new_prompt_text(ctx.api, req.body)
+        signals = measure(new_text, finish_reason=finish_reason, max_tokens=req.max_tokens)
         gaming = score(signals).score
+        prompt_sketch = sketch(new_text)
     asked = ctx.asked_deployment
     requested_pusd = actual_pusd
     if asked is not None and asked.price is not None:
@@ -127,6 +127,7 @@ def settle(
         steered=asked is not None,
         requested_cost_pusd=requested_pusd,
         gaming_score=gaming,
+        prompt_sketch=prompt_sketch,
         prompt_fingerprint=fingerprint(prompt_text(ctx.api, req.body)) if req else "",
         extra=ctx.extra,
     )
