@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from tollway.alerts import build_sinks
 from tollway.bootstrap import ensure_admin_key, ensure_demo_key
 from tollway.budgets.service import BudgetService
 from tollway.errors import MethodNotAllowed, NotFound, TollwayError
@@ -24,6 +25,7 @@ from tollway.gateway.handler import ApiEndpoint
 from tollway.gateway.models import ModelsEndpoint
 from tollway.gateway.state import GatewayState
 from tollway.governance.recorder import PromptRecorder
+from tollway.insights.jobs import InsightJobs
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
 from tollway.ledger.policies import PolicyStore
@@ -63,6 +65,7 @@ class Runtime:
     prompt_logs: PromptLogStore
     admin_key: str
     demo_key: str | None
+    insights: InsightJobs | None = None
 
 
 class TollwayApp:
@@ -215,6 +218,12 @@ class TollwayApp:
         self._routes[("GET", "/v1/models")] = ModelsEndpoint(routes)
         self._routes[("GET", "/metrics")] = self._metrics
         self._routes[("GET", "/healthz")] = self._health
+        if settings.insights.jobs:
+            sinks = build_sinks(settings.insights.alerts.sinks)
+            self.runtime.insights = InsightJobs(
+                database.engine, settings.insights, budgets.engine, sinks
+            )
+            await self.runtime.insights.start()
         from tollway.admin.api import create_admin_app
 
         self._admin = create_admin_app(self.runtime)
@@ -224,6 +233,8 @@ class TollwayApp:
         """Flush the ledger and close connections; nothing queued is lost."""
         runtime = self.runtime
         if runtime is not None:
+            if runtime.insights is not None:
+                await runtime.insights.close()
             await runtime.gateway.keys.close()
             await runtime.gateway.session.close()
             if runtime.gateway.background:

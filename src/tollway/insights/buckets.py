@@ -40,16 +40,20 @@ def bucket_values(engine: Engine, start_ms: int, end_ms: int) -> Values:
 
 
 def hourly_history(engine: Engine, since_ms: int, until_ms: int) -> dict[int, Values]:
-    """Per hour start: the same values from the hourly rollups (cost exact; tokens unweighted,
-    as the rollups keep raw tokens), to warm a baseline up at start."""
+    """Per hour start, the same values from the hourly rollups, to seed baselines at start.
+
+    The rollups keep raw tokens; weighted tokens are rebuilt with the hour's average peak
+    weight (weighted charge / actual cost), exact when one weight applied all hour."""
+    tokens = usage_hourly.c.input_tokens + usage_hourly.c.output_tokens
     query = (
         select(
             usage_hourly.c.hour_start_ms,
             usage_hourly.c.org,
             usage_hourly.c.team,
             usage_hourly.c.user,
-            func.sum(usage_hourly.c.input_tokens + usage_hourly.c.output_tokens),
+            func.sum(tokens),
             func.sum(usage_hourly.c.actual_cost_pusd),
+            func.sum(usage_hourly.c.weighted_charge_pusd),
         )
         .where(usage_hourly.c.hour_start_ms >= since_ms, usage_hourly.c.hour_start_ms < until_ms)
         .group_by(
@@ -59,11 +63,12 @@ def hourly_history(engine: Engine, since_ms: int, until_ms: int) -> dict[int, Va
             usage_hourly.c.user,
         )
     )
-    per_hour: dict[int, list[tuple[str, str, str, float, int]]] = defaultdict(list)
+    rows: dict[int, list[tuple[str, str, str, float, int]]] = defaultdict(list)
     with engine.connect() as connection:
-        for hour, org, team, user, tokens, cost in connection.execute(query):
-            per_hour[int(hour)].append((org, team, user, float(tokens or 0), int(cost or 0)))
-    return {hour: roll_up(rows) for hour, rows in sorted(per_hour.items())}
+        for hour, org, team, user, n, cost, charge in connection.execute(query):
+            weight = int(charge) / int(cost) if cost else 1.0
+            rows[int(hour)].append((org, team, user, float(n or 0) * weight, int(cost or 0)))
+    return {hour: roll_up(r) for hour, r in sorted(rows.items())}
 
 
 def roll_up(rows: Iterable[tuple[str, str, str, float, int]]) -> Values:

@@ -53,12 +53,15 @@ class SpikeAlertConfig(_Strict):
     z_score: float = Field(3.5, gt=0)
     ratio: float = Field(3.0, gt=1)
     k: int = Field(2, ge=1)
-    m: int = Field(3, ge=1)
+    m: int = Field(2, ge=1)
     recover_buckets: int = Field(3, ge=1)
     cooldown_minutes: float = Field(60, ge=0)
     weeks: int = Field(4, ge=1)
-    min_excess_tokens: int = Field(200_000, ge=0)  # per 5-minute bucket
-    min_excess_usd: float = Field(5.0, ge=0)  # per 1-hour bucket
+    # Smallest excess over the expected value worth an alert, per bucket width.
+    min_excess_tokens_5m: float = Field(200_000, gt=0)
+    min_excess_usd_5m: float = Field(2.0, gt=0)
+    min_excess_tokens_1h: float = Field(1_000_000, gt=0)
+    min_excess_usd_1h: float = Field(5.0, gt=0)
     team_incident_users: int = Field(2, ge=2)
 
 

@@ -53,7 +53,7 @@ class SpikeConfig:
     z_open: float = 3.5
     ratio_open: float = 3.0
     k: int = 2
-    m: int = 3
+    m: int = 2  # two hits in a row: halves false alerts against 2 of 3 (tests)
     z_resolve: float = 2.0
     ratio_resolve: float = 1.5
     resolve_run: int = 3

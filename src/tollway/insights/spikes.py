@@ -7,7 +7,7 @@ serves one bucket width: run one with `SpikeConfig.five_minute()` and one with `
 
     SpikeConfig(width_ms=300_000, metrics={"weighted_tokens": MetricLimits(200_000.0),
                 "cost_usd": MetricLimits(2.0)}, weeks=4, min_weeks=2, z_open=3.5,
-                ratio_open=3.0, k=2, m=3, z_resolve=2.0, ratio_resolve=1.5, resolve_run=3,
+                ratio_open=3.0, k=2, m=2, z_resolve=2.0, ratio_resolve=1.5, resolve_run=3,
                 resolve_excess_fraction=0.25, escalate_factor=2.0, cooldown_ms=3_600_000,
                 mad_rel_floor=0.1, trend_halflife_ms=3 days, trend_bounds=(0.75, 2.0),
                 prior_min_members=3, rollup_min_users=2)
