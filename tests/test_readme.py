@@ -28,8 +28,9 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 @pytest.mark.parametrize("block", YAML_BLOCKS, ids=[f"yaml{i}" for i in range(len(YAML_BLOCKS))])
-def test_config_examples_are_valid(block: str) -> None:
+def test_config_examples_are_valid(block: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each snippet is valid on top of the full configuration example (the first one)."""
+    monkeypatch.setenv("TOLLWAY_HOOK_SECRET", "documented-in-the-readme")
     config = yaml.safe_load(YAML_BLOCKS[0])
     snippet = yaml.safe_load(block)
     models = {m["name"]: m for m in config.get("models", [])}
