@@ -1,22 +1,30 @@
-"""Admin routes for outcomes: ingest and list them."""
+"""Admin routes for outcomes: ingest and list them, and the GitHub webhook receiver.
+
+The webhook is the one admin route without an admin key: GitHub authenticates each
+delivery with an HMAC signature under a shared secret instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
 
 from tollway.admin.auth import AdminPrincipal
 from tollway.cli_support import parse_since, parse_when
-from tollway.errors import InvalidRequest
+from tollway.errors import AuthError, BodyTooLarge, InvalidRequest, ServiceUnavailable
+from tollway.insights import github
 from tollway.insights.outcome_events import KINDS, ingest, list_outcomes, parse_events
 
 if TYPE_CHECKING:
     from tollway.app import Runtime
 
 router = APIRouter(prefix="/admin/v1", tags=["outcomes"])
+WEBHOOK_MAX_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 _EXAMPLE = {
     "id": "github:acme/api#1042",
     "kind": "pr_merged",
@@ -27,6 +35,10 @@ _EXAMPLE = {
     "occurred_at": "2026-03-02T14:05:00Z",
     "url": "https://github.com/acme/api/pull/1042",
 }
+
+
+class BadSignature(AuthError):
+    code = "invalid_signature"
 
 
 def _runtime(request: Request) -> Runtime:
@@ -108,3 +120,71 @@ async def get_outcomes(
         limit=limit,
     )
     return {"since_ms": since_ms, "until_ms": until_ms, "outcomes": rows}
+
+
+@router.post("/webhooks/github", response_model=None)
+async def github_webhook(request: Request) -> dict[str, Any] | JSONResponse:
+    """GitHub deliveries (signed with the shared secret): merged PRs become outcomes."""
+    runtime = _runtime(request)
+    config = runtime.settings.insights.github
+    secret = os.environ.get(config.secret_env)
+    if not secret:
+        raise ServiceUnavailable(
+            f"The GitHub receiver is not configured: set the {config.secret_env} environment "
+            "variable to the webhook's secret."
+        )
+    body = await _read_capped(request, WEBHOOK_MAX_BYTES)
+    if not github.signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+        raise BadSignature("Missing or invalid X-Hub-Signature-256.")
+    event = request.headers.get("x-github-event", "")
+    if event == "ping":
+        return {"ok": True}
+    engine = runtime.database.engine
+    delivery = request.headers.get("x-github-delivery") or None
+    if delivery is not None and await asyncio.to_thread(github.seen, engine, delivery):
+        return {"duplicate": True}
+    try:
+        payload = github.decode_payload(body, request.headers.get("content-type", ""))
+        found = await asyncio.to_thread(
+            github.to_outcome, event, payload, config, github.team_lookup(engine, config.org)
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidRequest(f"Malformed {event or 'GitHub'} payload: {exc!r}") from None
+    if isinstance(found, github.Ignored):
+        return JSONResponse({"ignored": found.reason}, status_code=202)
+    result = await asyncio.to_thread(
+        github.store,
+        engine,
+        found,
+        delivery,
+        now_ms=_now_ms(),
+        quality_window_days=runtime.settings.insights.impact.quality_window_days,
+    )
+    if result is None:
+        return {"duplicate": True}
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "ids": result.ids,
+        "outcome": {
+            "id": found.outcome_id,
+            "kind": found.kind,
+            "team": found.team,
+            "actors": list(found.actors),
+            "unmapped": found.extra.get("unmapped", []),
+        },
+    }
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
