@@ -16,29 +16,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tollway.cli_support import open_database, parse_since, parse_when
+from tollway.cli_impact import impact, outcomes_app
+from tollway.cli_support import ConfigOpt, open_database, parse_since, parse_when, settings_or_exit
 from tollway.errors import ConfigError
-from tollway.settings import Settings, load_settings
+from tollway.settings import Settings
 
 app = typer.Typer(help="Tollway: AI gateway and token control plane.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
+app.add_typer(outcomes_app, name="outcomes")
 console = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", "-c", help="YAML config file (or TOLLWAY_CONFIG).")
-]
-
 
 def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        err.print(f"[bold red]config error:[/] {exc.message}")
-        raise typer.Exit(2) from None
+    return settings_or_exit(config, err)
 
 
 @app.command()
@@ -269,6 +263,9 @@ def request(request_id: str, config: ConfigOpt = None) -> None:
     for k, v in record.items():
         table.add_row(k, str(v))
     console.print(table)
+
+
+app.command()(impact)  # defined with the outcome commands in cli_impact
 
 
 def savings_table(

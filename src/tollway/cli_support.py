@@ -1,17 +1,36 @@
-"""Helpers the CLI shares: opening the database, parsing times and durations."""
+"""Helpers the CLI shares: loading settings, opening the database, parsing times."""
 
 from __future__ import annotations
 
 import re
 import time
 from datetime import UTC, datetime
+from typing import Annotated
 
+import typer
+from rich.console import Console
+
+from tollway.errors import ConfigError
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
-from tollway.settings import Settings
+from tollway.settings import Settings, load_settings
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="YAML config file (or TOLLWAY_CONFIG).")
+]
+
+
+def settings_or_exit(config: str | None, err: Console) -> Settings:
+    """The validated settings, or exit 2 with the config error naming the field."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[bold red]config error:[/] {exc.message}")
+        raise typer.Exit(2) from None
 
 
 def open_database(settings: Settings) -> tuple[Database, KeyStore]:
