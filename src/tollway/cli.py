@@ -15,8 +15,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tollway.cli_impact import impact, outcomes_app
 from tollway.cli_insights import alerts_app, flags_app
-from tollway.cli_support import cli_settings, err, fmt_ms, open_database, parse_since, parse_when
+from tollway.cli_support import (
+    ConfigOpt,
+    cli_settings,
+    err,
+    fmt_ms,
+    open_database,
+    parse_since,
+    parse_when,
+)
 from tollway.errors import ConfigError
 
 app = typer.Typer(help="Tollway: AI gateway and token control plane.", no_args_is_help=True)
@@ -24,13 +33,10 @@ keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_
 app.add_typer(keys_app, name="keys")
 route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
+app.add_typer(outcomes_app, name="outcomes")
 console = Console()
 app.add_typer(flags_app, name="flags")
 app.add_typer(alerts_app, name="alerts")
-
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", "-c", help="YAML config file (or TOLLWAY_CONFIG).")
-]
 
 
 _settings = cli_settings
@@ -264,6 +270,9 @@ def request(request_id: str, config: ConfigOpt = None) -> None:
     for k, v in record.items():
         table.add_row(k, str(v))
     console.print(table)
+
+
+app.command()(impact)  # defined with the outcome commands in cli_impact
 
 
 def savings_table(

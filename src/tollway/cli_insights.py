@@ -9,12 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tollway.cli_support import cli_settings, err, fmt_ms, open_database, parse_since
+from tollway.cli_support import ConfigOpt, cli_settings, err, fmt_ms, open_database, parse_since
 
 console = Console()
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", "-c", help="YAML config file (or TOLLWAY_CONFIG).")
-]
 SinceOpt = Annotated[str, typer.Option(help="Start: a duration back (7d, 24h) or ISO date.")]
 DAY_MS = 86_400_000
 

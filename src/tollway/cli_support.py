@@ -1,10 +1,11 @@
-"""Helpers the CLI shares: opening the database, parsing times and durations."""
+"""Helpers the CLI shares: loading settings, opening the database, parsing times."""
 
 from __future__ import annotations
 
 import re
 import time
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +19,11 @@ err = Console(stderr=True)
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="YAML config file (or TOLLWAY_CONFIG).")
+]
 
 
 def open_database(settings: Settings) -> tuple[Database, KeyStore]:

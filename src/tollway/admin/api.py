@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from tollway.admin import budgets, insights, prompts, routing
+from tollway.admin import budgets, impact, insights, outcomes, prompts, routing
 from tollway.admin.auth import AdminPrincipal
 from tollway.cli_support import parse_since, parse_when
 from tollway.errors import InvalidRequest, NotFound, TollwayError
@@ -112,6 +112,8 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
     app.include_router(insights.router)
     app.include_router(prompts.router)
     app.include_router(routing.router)
+    app.include_router(outcomes.router)
+    app.include_router(impact.router)
     engine = runtime.database.engine
     store = runtime.key_store
 
