@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tollway.cli_simulate import simulate_org
 from tollway.cli_support import open_database, parse_since, parse_when
 from tollway.errors import ConfigError
 from tollway.settings import Settings, load_settings
@@ -25,6 +26,7 @@ keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_
 app.add_typer(keys_app, name="keys")
 route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
+app.command("simulate-org")(simulate_org)
 console = Console()
 err = Console(stderr=True)
 
