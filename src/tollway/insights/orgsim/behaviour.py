@@ -48,6 +48,14 @@ class MemberContext:
     models: SimModels
     bank: TextBank
     claude_share: float  # how often this member picks the Anthropic model
+    lunch_ms: tuple[int, int] = (0, 0)  # today's lunch break
+
+    def resume(self, t: int) -> int:
+        """`t`, or the end of lunch if `t` falls within it (people mostly stop to eat)."""
+        start, end = self.lunch_ms
+        if start <= t < end and self.rng.random() < 0.9:
+            return end + human_gap_ms(self.rng, 60.0, pause_share=0.0)
+        return t
 
     def vendor(self) -> SimModel:
         return (
@@ -142,7 +150,7 @@ def ide_block(ctx: MemberContext, start_ms: int) -> Activity:
             max_tokens=256,
             stream=True,
         )
-        t += estimate_ms(model, output) + human_gap_ms(rng, 9.0)
+        t = ctx.resume(t + estimate_ms(model, output) + human_gap_ms(rng, 9.0))
     return activity
 
 
@@ -195,7 +203,7 @@ def agent_session(
             context = input_tokens + output + MESSAGE_OVERHEAD
             previous_input, previous_at = input_tokens, t
         tool_ms = human_gap_ms(rng, 6.0, pause_share=0.12)
-        t += estimate_ms(model, output) + tool_ms
+        t = ctx.resume(t + estimate_ms(model, output) + tool_ms)
     return activity
 
 
@@ -234,7 +242,7 @@ def chat(
         )
         chain = f"{chain}|{text.fingerprint}"
         context = input_tokens + output + MESSAGE_OVERHEAD
-        t += estimate_ms(model, output) + human_gap_ms(rng, 60.0, pause_share=0.0)
+        t = ctx.resume(t + estimate_ms(model, output) + human_gap_ms(rng, 60.0, pause_share=0.0))
     return activity
 
 

@@ -94,6 +94,8 @@ class OrgSimulator:
         trace = MemberTrace(member)
         for day in self._days[member.team.timezone]:
             work = plan_day(rng, member, day)
+            if work is not None:
+                ctx.lunch_ms = (day.at(work.lunch_h[0]), day.at(work.lunch_h[1]))
             today = normal_day(ctx, work, level) if work is not None else []
             if state is not None:
                 for kind in member.gamer_kinds:
