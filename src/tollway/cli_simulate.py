@@ -80,7 +80,10 @@ def simulate_org(
     summary.add_row("service keys", f"{sum(1 for m in truth.members if m.service_job):,}")
     episodes: list[Episode] = []
     if live:
-        for row in _live(settings, truth, models, url, admin_key, minutes, speed, start, outcomes):
+        rows, episodes = _live(
+            settings, truth, models, url, admin_key, minutes, speed, start, outcomes
+        )
+        for row in rows:
             summary.add_row(*row)
     else:
         end_ms = _when(end, "--end") if end else int(time.time() // 60 * 60_000)
@@ -118,8 +121,8 @@ def _live(
     speed: float,
     start: str | None,
     outcomes: bool,
-) -> list[tuple[str, str]]:
-    """Drive the gateway; the summary's rows."""
+) -> tuple[list[tuple[str, str]], list[Episode]]:
+    """Drive the gateway; the summary's rows and the episodes played."""
     from tollway.cli_budgets import admin_key_for
     from tollway.insights.orgsim import run_live
 
@@ -139,7 +142,7 @@ def _live(
         post_outcomes=outcomes,
     )
     statuses = ", ".join(f"{s or 'failed'}: {n:,}" for s, n in sorted(result.statuses.items()))
-    return [
+    rows = [
         ("requests sent", f"{result.sent:,}"),
         ("keys created", f"{result.keys_created:,}"),
         ("active users", f"{len(result.users):,}"),
@@ -148,6 +151,7 @@ def _live(
         ("late requests", f"{result.late:,}"),
         ("seconds", f"{result.seconds:.1f}"),
     ]
+    return rows, result.episodes
 
 
 def _settings(config: str | None) -> Settings:

@@ -23,7 +23,7 @@ from tollway.insights.orgsim.activity import Activity, Turn
 from tollway.insights.orgsim.clock import DAY_MS
 from tollway.insights.orgsim.generate import OrgSimulator
 from tollway.insights.orgsim.models import SimModels
-from tollway.insights.orgsim.truth import SERVICE_TAG, Member, OrgTruth
+from tollway.insights.orgsim.truth import SERVICE_TAG, Episode, Member, OrgTruth
 from tollway.ledger.outcomes import Outcome
 
 ADMIN_PREFIX = "/admin/v1"
@@ -43,6 +43,7 @@ class LiveResult:
     late: int = 0  # requests sent more than a second behind schedule
     seconds: float = 0.0
     users: set[str] = field(default_factory=set)
+    episodes: list[Episode] = field(default_factory=list)  # as planned, in simulated time
 
     @property
     def ok(self) -> int:
@@ -106,6 +107,7 @@ async def drive(
     )
     traces = [t for t in simulator.traces() if t.activities or t.outcomes]
     result = LiveResult(truth)
+    result.episodes = sorted((e for t in traces for e in t.episodes), key=lambda e: e.start_ms)
     driver = _Driver(url.rstrip("/"), admin_key, sim_start, speed, directives, result)
     timeout = aiohttp.ClientTimeout(total=600)
     connector = aiohttp.TCPConnector(limit=concurrency)

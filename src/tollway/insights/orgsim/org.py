@@ -10,111 +10,22 @@ from tollway.insights.orgsim.personas import PERSONA_WEIGHTS, SERVICE_JOBS
 from tollway.insights.orgsim.spec import TEAM_NAMES, TIMEZONES, OrgSpec, TeamSpec
 from tollway.insights.orgsim.truth import Member, OrgTruth
 
-_FIRST = [
-    "ada",
-    "alan",
-    "anya",
-    "arjun",
-    "bea",
-    "carl",
-    "chen",
-    "dana",
-    "dev",
-    "eli",
-    "emma",
-    "farah",
-    "gio",
-    "hana",
-    "ivan",
-    "jade",
-    "jon",
-    "kai",
-    "lara",
-    "leo",
-    "lin",
-    "maya",
-    "milo",
-    "nia",
-    "noor",
-    "olga",
-    "omar",
-    "pia",
-    "raj",
-    "rosa",
-    "sam",
-    "sara",
-    "tara",
-    "theo",
-    "uma",
-    "vera",
-    "wei",
-    "yara",
-    "yuki",
-    "zane",
-    "amir",
-    "bo",
-    "cleo",
-    "dmitri",
-    "elif",
-    "femi",
-    "grace",
-    "hugo",
-    "ines",
-    "jun",
-    "kofi",
-    "luis",
-    "mei",
-    "nils",
-]
-_LAST = [
-    "abe",
-    "berg",
-    "cruz",
-    "diaz",
-    "eng",
-    "fox",
-    "garcia",
-    "haas",
-    "ito",
-    "jain",
-    "kim",
-    "lund",
-    "moss",
-    "nagy",
-    "ortiz",
-    "park",
-    "quinn",
-    "reyes",
-    "sato",
-    "tan",
-    "uhl",
-    "voss",
-    "wu",
-    "xu",
-    "yang",
-    "zhou",
-    "adler",
-    "brown",
-    "costa",
-    "dubois",
-    "evans",
-    "ferro",
-    "gupta",
-    "hill",
-    "iyer",
-    "jones",
-    "khan",
-    "lopez",
-    "meyer",
-    "novak",
-    "okafor",
-    "patel",
-    "rossi",
-    "silva",
-    "torres",
-    "vance",
-    "weber",
-]
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_FIRST = _words(
+    "ada alan anya arjun bea carl chen dana dev eli emma farah gio hana ivan jade jon kai "
+    "lara leo lin maya milo nia noor olga omar pia raj rosa sam sara tara theo uma vera "
+    "wei yara yuki zane amir bo cleo dmitri elif femi grace hugo ines jun kofi luis mei "
+    "nils"
+)
+_LAST = _words(
+    "abe berg cruz diaz eng fox garcia haas ito jain kim lund moss nagy ortiz park quinn "
+    "reyes sato tan uhl voss wu xu yang zhou adler brown costa dubois evans ferro gupta "
+    "hill iyer jones khan lopez meyer novak okafor patel rossi silva torres vance weber"
+)
 # Gaming habits that combine with any other as a second one.
 _SECOND_KINDS = ("padding", "max_tokens_burner", "duplicate_loop")
 

@@ -21,19 +21,9 @@ REVERT_CHANCE = 0.04
 INCIDENT_CHANCE = 0.012
 SOURCE = "sim"
 _HOUR_MS = 3_600_000
-_WORDS = [
-    "cache",
-    "retry",
-    "budget",
-    "ledger",
-    "webhook",
-    "index",
-    "report",
-    "checkout",
-    "flag",
-    "queue",
-    "schema",
-]
+_WORDS = tuple(
+    "cache retry budget ledger webhook index report checkout flag queue schema".split()  # noqa: SIM905
+)
 
 
 class OutcomeMaker:

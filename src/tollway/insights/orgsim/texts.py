@@ -9,133 +9,38 @@ thing (about 2-3x under zlib), while padding compresses 7x and more.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from tollway.gateway.apis import fingerprint
+from tollway.insights.orgsim.draw import pick
 from tollway.insights.signals import measure, score
 from tollway.insights.sketch import sketch
 from tollway.metering.tokens import count_tokens
 
-_NOUNS = [
-    "cache",
-    "request",
-    "handler",
-    "token",
-    "budget",
-    "ledger",
-    "invoice",
-    "payment",
-    "session",
-    "user",
-    "account",
-    "queue",
-    "worker",
-    "schema",
-    "migration",
-    "index",
-    "query",
-    "report",
-    "dashboard",
-    "metric",
-    "alert",
-    "timeout",
-    "retry",
-    "connection",
-    "pool",
-    "client",
-    "server",
-    "config",
-    "flag",
-    "rollout",
-    "deploy",
-    "build",
-    "pipeline",
-    "test",
-    "fixture",
-    "module",
-    "service",
-    "endpoint",
-    "router",
-    "gateway",
-    "webhook",
-    "event",
-    "stream",
-    "batch",
-    "job",
-    "scheduler",
-    "lock",
-    "transaction",
-    "snapshot",
-    "backup",
-    "replica",
-    "shard",
-    "partition",
-    "tenant",
-    "policy",
-    "role",
-    "permission",
-    "price",
-    "discount",
-    "refund",
-    "order",
-    "cart",
-    "checkout",
-    "catalog",
-    "search",
-    "ranking",
-    "model",
-    "prompt",
-    "embedding",
-]
-_VERBS = [
-    "returns",
-    "rejects",
-    "retries",
-    "caches",
-    "parses",
-    "validates",
-    "drops",
-    "duplicates",
-    "logs",
-    "serializes",
-    "blocks",
-    "leaks",
-    "times",
-    "out",
-    "deadlocks",
-    "skips",
-    "rounds",
-    "truncates",
-    "overwrites",
-    "flushes",
-    "reorders",
-    "throttles",
-    "double-counts",
-    "ignores",
-    "mislabels",
-]
-_ADJ = [
-    "stale",
-    "empty",
-    "nested",
-    "async",
-    "flaky",
-    "slow",
-    "partial",
-    "missing",
-    "duplicate",
-    "expired",
-    "negative",
-    "unsorted",
-    "legacy",
-    "hourly",
-    "nightly",
-    "concurrent",
-    "cached",
-    "optional",
-    "unicode",
-    "large",
-]
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_NOUNS = _words(
+    "cache request handler token budget ledger invoice payment session user account queue "
+    "worker schema migration index query report dashboard metric alert timeout retry "
+    "connection pool client server config flag rollout deploy build pipeline test fixture "
+    "module service endpoint router gateway webhook event stream batch job scheduler lock "
+    "transaction snapshot backup replica shard partition tenant policy role permission "
+    "price discount refund order cart checkout catalog search ranking model prompt "
+    "embedding"
+)
+_VERBS = _words(
+    "returns rejects retries caches parses validates drops duplicates logs serializes "
+    "blocks leaks stalls deadlocks skips rounds truncates overwrites flushes reorders "
+    "throttles double-counts ignores mislabels"
+)
+_ADJ = _words(
+    "stale empty nested async flaky slow partial missing duplicate expired negative "
+    "unsorted legacy hourly nightly concurrent cached optional unicode large"
+)
 _LANGS = ("Python", "TypeScript", "Go", "Rust", "Java", "SQL", "Kotlin", "Bash")
 _ERRORS = (
     "KeyError: 'tenant_id'",
@@ -177,18 +82,7 @@ _PADDING = (
     "Note: this is a very important request, please think step by step carefully.",
     "Context: the following context is provided for context and completeness.",
 )
-_FILLER_WORDS = [
-    "lorem",
-    "ipsum",
-    "dolor",
-    "sit",
-    "amet",
-    "consectetur",
-    "adipiscing",
-    "elit",
-    "sed",
-    "do",
-]
+_FILLER_WORDS = _words("lorem ipsum dolor sit amet consectetur adipiscing elit sed do")
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,14 +244,14 @@ def burner_prompt(rng: random.Random) -> str:
     )
 
 
-def bulk_document(rng: random.Random, target_tokens: int) -> str:
-    """A long paste (many files and logs) of about `target_tokens` tokens."""
+def bulk_document(rng: random.Random, pieces: Sequence[Text], target_tokens: int) -> str:
+    """A long paste of about `target_tokens` tokens: many files and logs (drawn `pieces`)."""
     parts: list[str] = []
     tokens = 0
     while tokens < target_tokens:
-        part = code(rng, 40) if rng.random() < 0.5 else prose(rng, 20)
-        parts.append(part)
-        tokens += count_tokens(part)
+        piece = pick(rng, pieces)
+        parts.append(piece.body)
+        tokens += piece.tokens
     return "Summarise everything below and list risks.\n\n" + "\n\n".join(parts)
 
 
@@ -412,15 +306,19 @@ class TextPools:
         """Pools of about `size` texts each (fewer for the gamers' rarer kinds)."""
         rng = random.Random(f"orgsim:texts:{seed}")
         small = max(20, size // 10)
+        ide = tuple(bank.get(ide_context(rng)) for _ in range(size))
+        questions = tuple(bank.get(question(rng)) for _ in range(size))
+        agent_turns = tuple(bank.get(agent_turn(rng)) for _ in range(size))
+        pieces = ide + agent_turns
         return cls(
-            ide=tuple(bank.get(ide_context(rng)) for _ in range(size)),
-            questions=tuple(bank.get(question(rng)) for _ in range(size)),
-            agent_turns=tuple(bank.get(agent_turn(rng)) for _ in range(size)),
+            ide=ide,
+            questions=questions,
+            agent_turns=agent_turns,
             batch=tuple(bank.get(batch_document(rng)) for _ in range(small)),
             padded=tuple(bank.get(padded(rng)) for _ in range(small)),
             burner=tuple(bank.get(burner_prompt(rng)) for _ in range(small)),
             bulk=tuple(
-                bank.get(bulk_document(rng, rng.randint(15_000, 60_000)))
+                bank.get(bulk_document(rng, pieces, rng.randint(15_000, 60_000)))
                 for _ in range(max(8, small // 10))
             ),
             systems={k: bank.get(system_prompt(rng, k)) for k in ("ide", "agentic", "chat")},
