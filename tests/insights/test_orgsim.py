@@ -352,6 +352,19 @@ def test_live_mode_drives_a_real_gateway(tmp_path: Path) -> None:
             if len(rows) >= result.sent:
                 break
             time.sleep(0.1)
+        labels = tmp_path / "live-labels.json"
+        cli = CliRunner().invoke(
+            app,
+            [
+                *("simulate-org", "--live", "--url", gateway.base_url, "--admin-key", ADMIN_KEY),
+                *("--users", "16", "--teams", "2", "--seed", "2", "--minutes", "0.03"),
+                *("--speed", "600", "--start", "2026-05-20T07:30:00", "--no-outcomes"),
+                *("--labels", str(labels)),
+            ],
+        )
+        assert cli.exit_code == 0, cli.output
+        assert "requests sent" in cli.stdout and "200:" in cli.stdout
+        assert json.loads(labels.read_text())["users"]
     finally:
         gateway.stop()
     assert len(rows) == result.sent
