@@ -40,7 +40,7 @@ from tollway.ledger.rows import RowWriter
 from tollway.ledger.schema import api_keys, requests
 
 BATCH_ROWS = 100_000  # records per transaction
-_OUTCOME_CHUNK = 500
+_CHUNK = 500  # ids per IN (...) and outcomes per insert_outcomes call
 _AUTO_WORKERS_MIN_USER_DAYS = 3_000  # smaller runs are done before workers would start
 _SQLITE_CACHE_KIB = 262_144  # page cache of the writing connection
 _SQLITE_CHECKPOINT_PAGES = 65_536  # checkpoint the WAL every 256 MiB, not every 4 MiB
@@ -138,8 +138,8 @@ def write_keys(
     with engine.begin() as connection:
         stored: set[str] = set()
         ids = list(wanted)
-        for start in range(0, len(ids), _OUTCOME_CHUNK):
-            chunk = ids[start : start + _OUTCOME_CHUNK]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
             query = select(api_keys.c.key_id).where(api_keys.c.key_id.in_(chunk))
             stored.update(connection.execute(query).scalars())
         fresh = [row for key_id, row in wanted.items() if key_id not in stored]
@@ -155,11 +155,11 @@ def write_outcome_events(
     were new."""
     written = 0
     with engine.begin() as connection:
-        for start in range(0, len(outcomes), _OUTCOME_CHUNK):
+        for start in range(0, len(outcomes), _CHUNK):
             written += len(
                 insert_outcomes(
                     connection,
-                    outcomes[start : start + _OUTCOME_CHUNK],
+                    outcomes[start : start + _CHUNK],
                     received_at_ms=now_ms,
                     quality_window_days=quality_window_days,
                 )
@@ -243,7 +243,6 @@ class _Writer:
         if self._batch:
             with self._connection.begin():
                 self._write(self._connection, self._batch)
-
             self.rows += len(self._batch)
             self._batch = []
 
@@ -293,9 +292,9 @@ def _generate_in_workers(job: _Job, workers: int, writer: _Writer) -> _Part:
                 raise RuntimeError(f"backfill generator failed: {message[1]}")
     finally:
         for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
+            if done < workers:  # failed: the others may be blocked on a full queue
                 process.terminate()
+            process.join(timeout=10)
     return part
 
 
