@@ -60,7 +60,9 @@ class OrgSimulator:
         spec = truth.spec
         self.run_id = run_id(truth, self.start_ms, end_ms)
         self.bank = TextBank()
-        size = pool_size or min(1500, max(200, 6 * spec.users))
+        # Big enough that one member rarely meets the same text twice in a day (the
+        # near-duplicate detector would see a loop).
+        size = pool_size or min(1500, max(600, 6 * spec.users))
         self.pools = TextPools.draw(spec.seed, self.bank, size)
         self._days: dict[str, list[LocalDay]] = {
             t.timezone: local_days(t.timezone, self.start_ms, end_ms) for t in truth.teams

@@ -60,6 +60,11 @@ class TeamSpec:
     start_hour: int = 9
     end_hour: int = 18
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_hour < self.end_hour <= 24:
+            raise ValueError(f"team {self.name}: hours must satisfy 0 <= start < end <= 24")
+        self.work_hours()  # an unknown timezone fails here, naming it
+
     def work_hours(self, margin_hours: int = 1) -> WorkHours:
         """Working hours for detection: the nominal ones widened by `margin_hours`."""
         return WorkHours(
