@@ -17,6 +17,7 @@ from rich.table import Table
 
 from tollway.cli_impact import impact, outcomes_app
 from tollway.cli_insights import alerts_app, flags_app
+from tollway.cli_simulate import simulate_org
 from tollway.cli_support import (
     ConfigOpt,
     cli_settings,
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
 app.add_typer(outcomes_app, name="outcomes")
+app.command("simulate-org")(simulate_org)
 console = Console()
 app.add_typer(flags_app, name="flags")
 app.add_typer(alerts_app, name="alerts")
