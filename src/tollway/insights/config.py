@@ -22,7 +22,10 @@ class WorkHours(_Strict):
     timezone: str = "UTC"
     start_hour: int = Field(8, ge=0, le=23)
     end_hour: int = Field(19, ge=1, le=24)
-    weekdays_only: bool = True
+    weekdays_only: bool = False  # true: weekend days count as off-hours too
+    # Hours just before and after work (late sessions, early starts) count as neither:
+    # off-hours bulk is about the night.
+    shoulder_hours: int = Field(2, ge=0, le=6)
 
     @field_validator("timezone")
     @classmethod

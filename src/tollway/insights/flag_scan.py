@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import Engine, and_, func, select
 
 from tollway.insights.config import DetectionConfig, ImpactConfig, WorkHours
@@ -126,7 +127,16 @@ def scan_day(
     for (_, team, _), n in window_tokens.items():
         team_window[team].append(n)
     outcome_counts = {user: int(n) for user, _, n in produced}
-    teams_with_outcomes = {team for _, team, _ in produced}
+    team_outcomes: dict[str, int] = defaultdict(int)
+    for _, team, n in produced:
+        team_outcomes[team] += int(n)
+    team_tokens = {team: sum(values) for team, values in team_window.items()}
+    days_in_window = detection.no_outcome_days
+    exempt_users = [key for key, row in days.items() if int(row["exempt_requests"])]
+    if exempt_users:
+        own = _profiles_without_exempt(engine, day_start_ms, exempt_users, detection)
+        for key, (hour_counts, off_tokens) in own.items():
+            profile[key], off_hours[key] = hour_counts, off_tokens
 
     flags = []
     for key, row in days.items():
@@ -137,18 +147,24 @@ def scan_day(
             requests=int(row["requests"]),
             scored_requests=max(0, scored),
             tokens=int(row["tokens"]),
+            credited_tokens=int(row["credited_tokens"]),
             gamed_requests=int(row["gamed_requests"]),
             duplicate_requests=int(row["duplicate_requests"]),
             near_duplicate_requests=int(row["near_duplicate_requests"]),
             regular_requests=int(row["regular_requests"]),
             length_burns=int(row["length_burns"]),
-            hourly_requests=profile[key] if exempt * 2 < int(row["requests"]) else (),
-            off_hours_tokens=off_hours[key] if exempt * 2 < int(row["requests"]) else 0,
+            hourly_requests=profile[key],
+            off_hours_tokens=off_hours[key],
             team_median_tokens=float(statistics.median(team_day_tokens[team])),
+            team_typical_day_tokens=float(statistics.median(team_window[team])) / days_in_window,
             window_tokens=window_tokens.get(key, 0),
             team_window_p75_tokens=_p75(team_window[team]),
             window_outcomes=outcome_counts.get(user, 0),
-            team_has_outcomes=team in teams_with_outcomes,
+            expected_outcomes=(
+                window_tokens.get(key, 0) * team_outcomes[team] / team_tokens[team]
+                if team_tokens.get(team)
+                else 0.0
+            ),
         )
         verdict = score_day(user_day, detection.min_requests)
         if verdict.score >= detection.flag_score:
@@ -167,6 +183,45 @@ def scan_day(
     return _with_samples(engine, flags)
 
 
+def _profiles_without_exempt(
+    engine: Engine,
+    day_start_ms: int,
+    keys: list[tuple[str, str, str]],
+    detection: DetectionConfig,
+) -> dict[tuple[str, str, str], tuple[list[int], int]]:
+    """Hour profile and off-hours tokens of users who also ran sanctioned automation that
+    day, without it (the rollups mix both; these few users' rows are read)."""
+    exempt = frozenset(detection.exempt_tags)
+    out = {}
+    with engine.connect() as connection:
+        for org, team, user in keys:
+            hours = detection.team_work_hours.get(team, detection.work_hours)
+            off = _off_hours(day_start_ms, hours)
+            profile, off_tokens = [0] * 24, 0
+            rows = connection.execute(
+                select(
+                    requests.c.started_at_ms,
+                    requests.c.tags,
+                    requests.c.input_tokens + requests.c.output_tokens,
+                ).where(
+                    requests.c.user == user,
+                    requests.c.org == org,
+                    requests.c.team == team,
+                    requests.c.started_at_ms >= day_start_ms,
+                    requests.c.started_at_ms < day_start_ms + DAY_MS,
+                )
+            )
+            for started, tags, tokens in rows:
+                if not exempt.isdisjoint(orjson.loads(tags)):
+                    continue
+                hour = (int(started) - day_start_ms) // HOUR_MS
+                profile[hour] += 1
+                if off[hour]:
+                    off_tokens += int(tokens)
+            out[(org, team, user)] = (profile, off_tokens)
+    return out
+
+
 def _off_hours(day_start_ms: int, hours: WorkHours) -> list[bool]:
     """For each UTC hour of the day: is it outside working hours in the team's timezone?"""
     zone = ZoneInfo(hours.timezone)
@@ -174,7 +229,10 @@ def _off_hours(day_start_ms: int, hours: WorkHours) -> list[bool]:
     for h in range(24):
         local = datetime.fromtimestamp((day_start_ms + h * HOUR_MS) / 1000, UTC).astimezone(zone)
         weekend = hours.weekdays_only and local.weekday() >= 5
-        result.append(weekend or not hours.start_hour <= local.hour < hours.end_hour)
+        start, end = hours.start_hour - hours.shoulder_hours, hours.end_hour + hours.shoulder_hours
+        # Hours are compared on a circle: a shoulder may cross midnight.
+        inside = (local.hour - start) % 24 < end - start if end - start < 24 else True
+        result.append(weekend or not inside)
     return result
 
 

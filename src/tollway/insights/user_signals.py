@@ -25,6 +25,7 @@ class UserDay:
     requests: int
     scored_requests: int  # successful, not from sanctioned automation keys
     tokens: int
+    credited_tokens: int = -1  # -1: unknown (all credited)
     gamed_requests: int = 0
     duplicate_requests: int = 0
     near_duplicate_requests: int = 0
@@ -33,10 +34,11 @@ class UserDay:
     hourly_requests: Sequence[int] = ()  # 24 counts by UTC hour of day
     off_hours_tokens: int = 0
     team_median_tokens: float = 0.0  # the team's median member tokens that day
+    team_typical_day_tokens: float = 0.0  # median member tokens per day over the look-back
     window_tokens: int = 0  # the user's tokens over the outcome look-back window
     team_window_p75_tokens: float = 0.0
     window_outcomes: int = 0
-    team_has_outcomes: bool = False
+    expected_outcomes: float = 0.0  # at the team's outcomes per token over the look-back
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +58,32 @@ def score_day(day: UserDay, min_requests: int = 20) -> DayVerdict:
     """The user-day's gaming score in [0, 1] and the signals that contributed."""
     parts: dict[str, tuple[float, float, float]] = {}  # name -> (value, low, high)
     n = day.scored_requests
-    if n >= min_requests:
-        parts["gamed_share"] = (day.gamed_requests / n, 0.15, 0.5)
-        parts["duplicate_share"] = (day.duplicate_requests / n, 0.25, 0.6)
-        parts["near_duplicate_share"] = (day.near_duplicate_requests / n, 0.35, 0.7)
-        parts["regular_cadence_share"] = (day.regular_requests / n, 0.2, 0.5)
-        parts["length_burn_share"] = (day.length_burns / n, 0.2, 0.5)
-        if sum(day.hourly_requests) >= MIN_HOURLY_REQUESTS:
-            parts["hour_entropy_bits"] = (entropy_bits(day.hourly_requests), *ENTROPY_RAMP)
-    if day.tokens and day.tokens >= 2 * day.team_median_tokens > 0:
+    if n < min_requests:
+        return DayVerdict(0.0, {})
+    if day.tokens and day.credited_tokens >= 0:
+        # Padding and burners hide among ordinary requests, but carry most of the tokens.
+        parts["uncredited_token_share"] = (1 - day.credited_tokens / day.tokens, 0.15, 0.4)
+    parts["gamed_share"] = (day.gamed_requests / n, 0.15, 0.5)
+    parts["duplicate_share"] = (day.duplicate_requests / n, 0.25, 0.6)
+    parts["near_duplicate_share"] = (day.near_duplicate_requests / n, 0.35, 0.7)
+    parts["regular_cadence_share"] = (day.regular_requests / n, 0.2, 0.5)
+    parts["length_burn_share"] = (day.length_burns / n, 0.05, 0.2)
+    if sum(day.hourly_requests) >= MIN_HOURLY_REQUESTS:
+        parts["hour_entropy_bits"] = (entropy_bits(day.hourly_requests), *ENTROPY_RAMP)
+    # Off-hours volume counts when it is large for the team, not for a quiet weekend.
+    heavy = day.tokens >= 2 * day.team_median_tokens > 0
+    if heavy and day.off_hours_tokens >= 2 * day.team_typical_day_tokens > 0:
         parts["off_hours_share"] = (day.off_hours_tokens / day.tokens, 0.4, 0.8)
+    # Busy but no outcomes: at the team's outcomes per token this user should have
+    # produced several (Poisson: P(0 | 5 expected) < 1 %; the ramp is wider, as real
+    # outcomes come in lumps), and produced none.
     busy = day.window_tokens > day.team_window_p75_tokens > 0
-    if day.team_has_outcomes and busy and day.window_outcomes == 0 and n >= min_requests:
-        parts["tokens_without_outcomes"] = (float(day.window_tokens), 0.0, 0.0)
+    if busy and day.window_outcomes == 0:
+        parts["expected_outcomes_missing"] = (day.expected_outcomes, 5.0, 10.0)
     clean = 1.0
     signals: dict[str, Evidence] = {}
     for name, (value, low, high) in parts.items():
-        weight = 0.6 if name == "tokens_without_outcomes" else ramp(value, low, high)
+        weight = ramp(value, low, high)
         if weight > 0:
             signals[name] = Evidence(round(value, 4), low, round(weight, 4))
             clean *= 1.0 - weight
