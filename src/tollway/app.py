@@ -25,6 +25,7 @@ from tollway.gateway.handler import ApiEndpoint
 from tollway.gateway.models import ModelsEndpoint
 from tollway.gateway.state import GatewayState
 from tollway.governance.recorder import PromptRecorder
+from tollway.insights.in_house import daily_tracker
 from tollway.insights.jobs import InsightJobs
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
@@ -145,7 +146,10 @@ class TollwayApp:
         """Open the ledger, start the simulator if configured, build the route table."""
         settings = self.settings
         database = Database(settings.resolved_database_url, sync=settings.server.ledger_sync)
-        await asyncio.to_thread(database.migrate)
+        # Requests are classified in-house as they are written (`user_daily`), replayed
+        # ones included, so impact reports read one small rollup.
+        daily = daily_tracker(settings)
+        await asyncio.to_thread(database.migrate, daily)
         key_store = KeyStore(database.engine)
         admin_key = ensure_admin_key(settings.resolved_data_dir)
         demo_key = await asyncio.to_thread(ensure_demo_key, settings, key_store)
@@ -176,7 +180,7 @@ class TollwayApp:
         policies = PolicyStore(database.engine)
         budgets = BudgetService(settings, policies, database.engine)
         await budgets.start()
-        ledger = LedgerWriter(database.engine, exempt_tags=settings.insights.detection.exempt_tags)
+        ledger = LedgerWriter(database.engine, daily=daily)
         await ledger.start()
         prompt_logs = PromptLogStore(database.engine)
         prompts = PromptRecorder(prompt_logs, settings.prompt_logging)

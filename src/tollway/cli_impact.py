@@ -24,7 +24,6 @@ from tollway.insights.outcome_events import (
     invalid,
     list_outcomes,
 )
-from tollway.insights.usage_days import InHouse
 
 outcomes_app = typer.Typer(
     help="Record and list outcomes (merged PRs, landed diffs, tickets, incidents, reverts).",
@@ -130,8 +129,6 @@ def impact(
         "since_ms": since_ms,
         "until_ms": until_ms,
         "config": settings.insights.impact,
-        "in_house": InHouse.from_settings(settings),
-        "now_ms": int(time.time() * 1000),
     }
     if leaderboard:
         _print_bands(metrics.leaderboard(database.engine, **args))

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tollway.cli_support import cli_settings, err, open_database, parse_when
 from tollway.errors import ConfigError
+from tollway.insights.in_house import daily_tracker
 from tollway.settings import Settings
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ def simulate_org(
             workers=workers,
             write_outcomes=outcomes,
             quality_window_days=settings.insights.impact.quality_window_days,
+            daily=daily_tracker(settings),
         )
         episodes = result.episodes
         summary.add_row("days", f"{days:g}")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from tollway.errors import ConfigError
+from tollway.insights.in_house import daily_tracker
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
 from tollway.settings import Settings, load_settings
@@ -29,7 +30,7 @@ ConfigOpt = Annotated[
 def open_database(settings: Settings) -> tuple[Database, KeyStore]:
     """The configured database, migrated, and its key store."""
     database = Database(settings.resolved_database_url, sync=settings.server.ledger_sync)
-    database.migrate()
+    database.migrate(daily_tracker(settings))  # a replayed journal is classified as live
     return database, KeyStore(database.engine)
 
 

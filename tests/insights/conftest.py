@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from tests.harness import ADMIN_KEY, GatewayThread, settings_for, vendor_and_in_house
+from tollway.insights.in_house import daily_tracker
 from tollway.ledger.record import LedgerRecord
-from tollway.ledger.rows import insert_records
+from tollway.ledger.rows import RowWriter
 from tollway.providers.simulated import SimulatedServer
 
 HOUR_MS = 3_600_000
@@ -53,8 +54,8 @@ def impact_gateway(
 
 
 def fresh_day() -> int:
-    """The start of a UTC day no other test uses, with 10 days of room after it (the
-    gateway caches closed days, so tests must not share them)."""
+    """The start of a UTC day no other test uses, with 10 days of room after it (reports
+    cover whole days, so tests must not share them)."""
     return BASE_DAY + 10 * DAY_MS * next(_days)
 
 
@@ -95,7 +96,8 @@ def seed_usage(
     cost_pusd: int = 1_000_000_000,
     gaming_score: float = 0.0,
 ) -> None:
-    """One request's record (and so its hourly rollup) at `at_ms`, written to the ledger."""
+    """One request's record (and so its rollups) at `at_ms`, written to the ledger as the
+    gateway writes it: in-house by the gateway's settings."""
     record = LedgerRecord(
         request_id=f"req_seed_{next(_requests)}",
         started_at_ms=at_ms,
@@ -114,8 +116,11 @@ def seed_usage(
         list_cost_pusd=cost_pusd,
         gaming_score=gaming_score,
     )
+    writer = RowWriter(
+        gateway.runtime.database.engine.dialect, daily_tracker(gateway.runtime.settings)
+    )
     with gateway.runtime.database.engine.begin() as connection:
-        insert_records(connection, [record])
+        writer.write(connection, [record])
 
 
 def add_keys(gateway: GatewayThread, org: str, team: str, users: list[str]) -> None:

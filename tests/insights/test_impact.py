@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import event
+from openai import OpenAI
+from sqlalchemy import event, func, select
 
+from tests.gateway.test_openai_sdk import ledger_row
 from tests.harness import GatewayThread
 from tests.insights.conftest import (
     DAY_MS,
@@ -23,9 +25,8 @@ from tests.insights.conftest import (
 )
 from tollway.insights.config import ImpactConfig
 from tollway.insights.impact import leaderboard, quartile_bands, team_metrics, user_metrics
-from tollway.insights.usage_days import InHouse
 from tollway.ledger.database import Database
-from tollway.ledger.schema import gaming_flags
+from tollway.ledger.schema import gaming_flags, user_daily
 
 
 def team_row(report: dict[str, Any], org: str, team: str) -> dict[str, Any]:
@@ -102,6 +103,29 @@ def test_flagged_tokens_leave_the_denominator(impact_gateway: GatewayThread) -> 
     assert row["cost_usd"] == pytest.approx(0.003)
     assert row["cost_per_outcome_usd"] == pytest.approx(0.0015)
     assert row["in_house_share"] == pytest.approx(4_000 / 16_000)
+
+
+def test_the_gateway_records_in_house_tokens_as_it_writes_requests(
+    impact_gateway: GatewayThread,
+) -> None:
+    key, _ = impact_gateway.runtime.key_store.create("lin", "core", "live")
+    client = OpenAI(base_url=impact_gateway.base_url + "/v1", api_key=key)
+    tokens = {}
+    for model in ("inhouse", "gpt-test"):
+        reply = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": f"Hello from {model}."}]
+        )
+        row = ledger_row(impact_gateway, reply.headers["x-tollway-request-id"])
+        tokens[model] = row["input_tokens"] + row["output_tokens"]
+    with impact_gateway.runtime.database.engine.connect() as connection:
+        query = select(func.sum(user_daily.c.tokens), func.sum(user_daily.c.in_house_tokens))
+        total, in_house = connection.execute(query.where(user_daily.c.user == "lin")).one()
+    assert (total, in_house) == (sum(tokens.values()), tokens["inhouse"])
+    # 2d: yesterday and today, in case midnight (UTC) passed since the requests.
+    status, report = call(impact_gateway, "GET", "/admin/v1/impact?since=2d")
+    assert status == 200, report
+    share = team_row(report, "live", "core")["in_house_share"]
+    assert share == pytest.approx(tokens["inhouse"] / sum(tokens.values()))
 
 
 def test_trend_against_the_previous_period(impact_gateway: GatewayThread) -> None:
@@ -193,11 +217,10 @@ def test_metrics_read_no_raw_requests(impact_gateway: GatewayThread) -> None:
         lambda _c, _cur, sql, *_a: statements.append(sql),
     )
     window = {"since_ms": day, "until_ms": day + DAY_MS, "config": ImpactConfig()}
-    in_house = InHouse(frozenset({"inhouse-coder"}), frozenset({"gpu"}))
-    report = team_metrics(database.engine, **window, in_house=in_house, now_ms=day + DAY_MS)
+    report = team_metrics(database.engine, **window)
     assert team_row(report, "board", "alpha")["outcomes"] == 8
-    leaderboard(database.engine, **window, in_house=in_house, now_ms=day + DAY_MS)
-    user_metrics(database.engine, org="board", team="alpha", **window, in_house=in_house)
+    leaderboard(database.engine, **window)
+    user_metrics(database.engine, org="board", team="alpha", **window)
     database.close()
     assert statements and not any("FROM requests" in s or "JOIN requests" in s for s in statements)
 

@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tollway.cli import app
+from tollway.ledger.daily import DailyTracker
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KeyStore
 from tollway.ledger.record import LedgerRecord
-from tollway.ledger.rows import insert_records
+from tollway.ledger.rows import RowWriter
 
 HOUR_MS = 3_600_000
 
@@ -57,8 +58,10 @@ def seed(database: Database, team: str, users: list[str], at_ms: int) -> None:
                 actual_cost_pusd=2 * 10**12,  # $2
             )
         )
+    # Classified as the gateway of the default settings does when it writes them.
+    writer = RowWriter(database.engine.dialect, DailyTracker(in_house_models={"inhouse-sim"}))
     with database.engine.begin() as connection:
-        insert_records(connection, records)
+        writer.write(connection, records)
 
 
 def test_outcomes_add_list_and_the_impact_table(ledger: Database) -> None:

@@ -106,6 +106,22 @@ def test_tokens_credited_and_gamed_and_length_burns() -> None:
     )
 
 
+def test_in_house_tokens_by_served_model_or_provider_failures_included() -> None:
+    tracker = DailyTracker(in_house_models={"coder"}, in_house_providers={"gpu"})
+    records = [
+        make_record(served_model="coder", provider="vendor", input_tokens=100, output_tokens=10),
+        make_record(served_model="gpt-sim", provider="gpu", input_tokens=200, output_tokens=20),
+        # Nothing served: the requested model decides.
+        make_record(requested_model="coder", served_model="", status=502, output_tokens=0),
+        # The requested name does not count when another model served it.
+        make_record(requested_model="coder", served_model="gpt-sim", input_tokens=7),
+    ]
+    result = counts(tracker.rows(records))
+    assert result["in_house_tokens"] == 110 + 220 + records[2].input_tokens
+    assert result["tokens"] == sum(r.input_tokens + r.output_tokens for r in records)
+    assert counts(DailyTracker().rows(records))["in_house_tokens"] == 0
+
+
 def test_daily_rows_are_written_with_the_requests_and_equal_their_sums(db: Database) -> None:
     records = [
         make_record(user=u, started_at_ms=T0 + d * DAY_MS + i, prompt_fingerprint=f"{u}{i % 4}")

@@ -24,8 +24,9 @@ from sqlalchemy import func, select
 import tollway
 from tollway.ledger import Database, LedgerWriter
 from tollway.ledger import journal as journal_module
+from tollway.ledger.daily import DailyTracker
 from tollway.ledger.journal import Journal, encode_record, frame, read_segment
-from tollway.ledger.schema import requests, usage_hourly
+from tollway.ledger.schema import requests, usage_hourly, user_daily
 
 from .conftest import RecordFactory, sqlite_url
 
@@ -204,6 +205,17 @@ def test_migrate_replays_a_dead_writers_journal(
     assert list(journal_dir.iterdir()) == []
     migrated.migrate()  # nothing left to do
     assert len(stored_ids(db_path)) == 30
+
+
+def test_a_replay_classifies_requests_with_the_tracker_given_to_migrate(
+    migrated: Database, db_path: Path, record: RecordFactory
+) -> None:
+    records = [record(served_model=m) for m in ("coder", "gpt-sim", "coder")]
+    dead_journal(db_path.parent / "journal", [encode_record(r) for r in records])
+    migrated.migrate(DailyTracker(in_house_models={"coder"}))
+    with migrated.engine.connect() as connection:
+        in_house = connection.execute(select(func.sum(user_daily.c.in_house_tokens))).scalar()
+    assert in_house == sum(r.input_tokens + r.output_tokens for r in (records[0], records[2]))
 
 
 # -- kill -9 ---------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +11,6 @@ from tollway.admin.auth import AdminPrincipal
 from tollway.admin.outcomes import period
 from tollway.errors import InvalidRequest, PermissionDenied
 from tollway.insights import impact
-from tollway.insights.usage_days import DayCache, InHouse
 
 if TYPE_CHECKING:
     from tollway.app import Runtime
@@ -31,12 +29,9 @@ def _period(since: str, until: str | None) -> tuple[int, int]:
     return since_ms, until_ms
 
 
-def _context(request: Request) -> tuple[Runtime, DayCache, InHouse]:
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
-    cache = getattr(request.app.state, "impact_days", None)
-    if cache is None:  # one per admin app: closed days are read once per process
-        cache = request.app.state.impact_days = DayCache()
-    return runtime, cache, InHouse.from_settings(runtime.settings)
+    return runtime
 
 
 @router.get("")
@@ -45,7 +40,7 @@ async def team_metrics(
 ) -> dict[str, Any]:
     """Per team: outcomes, credited tokens, outcomes per 1M credited tokens, cost per
     outcome, in-house share, active users, and the trend against the previous period."""
-    runtime, cache, in_house = _context(request)
+    runtime = _runtime(request)
     since_ms, until_ms = _period(since, until)
     return await asyncio.to_thread(
         impact.team_metrics,
@@ -53,9 +48,6 @@ async def team_metrics(
         since_ms=since_ms,
         until_ms=until_ms,
         config=runtime.settings.insights.impact,
-        in_house=in_house,
-        now_ms=int(time.time() * 1000),
-        cache=cache,
     )
 
 
@@ -65,7 +57,7 @@ async def leaderboard(
 ) -> dict[str, Any]:
     """Teams in quartile bands (Q1 = top) of log1p(outcomes) per 1M credited tokens;
     alphabetical within a band, never ranked; small teams are not compared."""
-    runtime, cache, in_house = _context(request)
+    runtime = _runtime(request)
     since_ms, until_ms = _period(since, until)
     return await asyncio.to_thread(
         impact.leaderboard,
@@ -73,9 +65,6 @@ async def leaderboard(
         since_ms=since_ms,
         until_ms=until_ms,
         config=runtime.settings.insights.impact,
-        in_house=in_house,
-        now_ms=int(time.time() * 1000),
-        cache=cache,
     )
 
 
@@ -90,7 +79,7 @@ async def user_metrics(
 ) -> dict[str, Any]:
     """Per user of one team, alphabetical; refused (403) for teams under the minimum
     group size, so no individual can be singled out."""
-    runtime, _cache, in_house = _context(request)
+    runtime = _runtime(request)
     since_ms, until_ms = _period(since, until)
     engine = runtime.database.engine
     if org is None:
@@ -109,7 +98,6 @@ async def user_metrics(
             since_ms=since_ms,
             until_ms=until_ms,
             config=runtime.settings.insights.impact,
-            in_house=in_house,
         )
     except impact.TeamTooSmall as exc:
         raise PermissionDenied(str(exc)) from None

@@ -6,7 +6,8 @@ actor used AI within `attribution_hours` before it; see `attribution`). Tokens a
 *credited* tokens (raw x (1 - gaming score)) minus those of user-days on the gaming
 review list that were not dismissed. Teams are compared only in quartile bands, and
 only teams with at least `min_group_size` active users; no ranks, no raw-token ranking.
-Everything reads `usage_hourly`, `outcomes`, `outcome_actors`, `gaming_flags` and
+Everything reads `user_daily` (usage, with in-house tokens classified as requests were
+written), `usage_hourly` (attribution), `outcomes`, `outcome_actors`, `gaming_flags` and
 `api_keys`, never `requests`.
 """
 
@@ -24,8 +25,6 @@ from tollway.insights.config import ImpactConfig
 from tollway.insights.usage_days import (
     DAY_MS,
     HOUR_MS,
-    DayCache,
-    InHouse,
     TeamKey,
     Usage,
     merge,
@@ -40,8 +39,6 @@ MAX_PERIOD_DAYS = 366
 K = TypeVar("K", bound=Hashable)
 
 __all__ = [
-    "DayCache",
-    "InHouse",
     "TeamTooSmall",
     "leaderboard",
     "team_metrics",
@@ -84,16 +81,13 @@ def team_metrics(
     since_ms: int,
     until_ms: int,
     config: ImpactConfig,
-    in_house: InHouse,
-    now_ms: int,
-    cache: DayCache | None = None,
 ) -> dict[str, Any]:
     """Per team: outcomes, credited/raw tokens, cost, in-house share, active users,
     outcomes per 1M credited tokens, cost per outcome, and the trend against the
     previous period; plus the org-wide totals."""
     current, previous = period_of(since_ms, until_ms)
-    now_teams = _teams(engine, current, config, in_house, now_ms, cache)
-    before = _teams(engine, previous, config, in_house, now_ms, cache)
+    now_teams = _teams(engine, current, config)
+    before = _teams(engine, previous, config)
     rows = []
     for key in sorted(now_teams):
         row = _metrics_row(now_teams[key])
@@ -125,14 +119,11 @@ def leaderboard(
     since_ms: int,
     until_ms: int,
     config: ImpactConfig,
-    in_house: InHouse,
-    now_ms: int,
-    cache: DayCache | None = None,
 ) -> dict[str, Any]:
     """Teams in quartile bands of log1p(outcomes) per 1M credited tokens, alphabetical
     within a band; teams under `min_group_size` active users are listed apart."""
     current, _ = period_of(since_ms, until_ms)
-    teams = _teams(engine, current, config, in_house, now_ms, cache)
+    teams = _teams(engine, current, config)
     metric: dict[TeamKey, float] = {}
     too_small: list[dict[str, Any]] = []
     no_tokens: list[dict[str, Any]] = []
@@ -182,12 +173,11 @@ def user_metrics(
     since_ms: int,
     until_ms: int,
     config: ImpactConfig,
-    in_house: InHouse,
 ) -> dict[str, Any]:
     """Per user of one team, alphabetical (no ranks). Raises `TeamTooSmall` when the team
     had fewer than `min_group_size` active users in the period."""
     current, _ = period_of(since_ms, until_ms)
-    users = user_usage(engine, org, team, current.since_ms, current.until_ms, in_house)
+    users = user_usage(engine, org, team, current.since_ms, current.until_ms)
     if len(users) < config.min_group_size:
         raise TeamTooSmall(
             f"Team {org}/{team} had {len(users)} active user(s) in the period; per-user "
@@ -227,19 +217,9 @@ def team_orgs(engine: Engine, team: str) -> list[str]:
         return list(connection.execute(query).scalars())
 
 
-def _teams(
-    engine: Engine,
-    period: Period,
-    config: ImpactConfig,
-    in_house: InHouse,
-    now_ms: int,
-    cache: DayCache | None,
-) -> dict[TeamKey, _Team]:
+def _teams(engine: Engine, period: Period, config: ImpactConfig) -> dict[TeamKey, _Team]:
     teams: dict[TeamKey, _Team] = {}
-    usage = team_usage(
-        engine, period.since_ms, period.until_ms, in_house, now_ms=now_ms, cache=cache
-    )
-    for key, team_use in usage.items():
+    for key, team_use in team_usage(engine, period.since_ms, period.until_ms).items():
         teams[key] = _Team(team_use)
     for (org, team, _), tokens in _flags(engine, period).items():
         teams.setdefault((org, team), _Team()).flagged += tokens

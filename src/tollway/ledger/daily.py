@@ -9,6 +9,9 @@ Three counts need memory of earlier requests, kept per writer:
 - `regular_requests`: the request ends a run of `CADENCE_RUN` gaps whose coefficient of
   variation is below `CADENCE_CV` (humans are bursty, CV > 1; scripts tick evenly).
 
+`in_house_tokens` are the tokens of requests served in-house (by model or provider, as
+configured when they are written: changing `in_house` later affects new traffic only).
+
 Each writer sees the requests it writes: with several replicas, a user's requests are
 split between them and these three counts are lower bounds (the others stay exact).
 The memory is idempotent per request id, so a retried batch is not counted against itself.
@@ -47,25 +50,35 @@ class _UserMemory:
 class DailyTracker:
     """Turns batches of records into `user_daily` increments (DAILY_KEYS + DAILY_SUMS order)."""
 
-    def __init__(self, exempt_tags: Iterable[str] = DEFAULT_EXEMPT_TAGS) -> None:
+    def __init__(
+        self,
+        exempt_tags: Iterable[str] = DEFAULT_EXEMPT_TAGS,
+        in_house_models: Iterable[str] = (),
+        in_house_providers: Iterable[str] = (),
+    ) -> None:
         self.exempt_tags = frozenset(exempt_tags)
+        self.in_house_models = frozenset(in_house_models)
+        self.in_house_providers = frozenset(in_house_providers)
         self._users: dict[str, _UserMemory] = {}
 
     def rows(self, records: Iterable[LedgerRecord]) -> list[tuple[object, ...]]:
         """The increments of `records`, one row per (day, org, team, user), sorted."""
         sums: dict[tuple[int, str, str, str], list[int]] = {}
         exempt_tags = self.exempt_tags
+        models, providers = self.in_house_models, self.in_house_providers
         for r in sorted(records, key=_start):
             day = r.started_at_ms - r.started_at_ms % DAY_MS
             key = (day, r.org, r.team, r.user)
             acc = sums.get(key)
             if acc is None:
-                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
             tokens = r.input_tokens + r.output_tokens
             acc[0] += 1
             acc[1] += tokens
             acc[2] += int(tokens * (1.0 - r.gaming_score))
             acc[3] += r.actual_cost_pusd
+            if (r.served_model or r.requested_model) in models or r.provider in providers:
+                acc[10] += tokens
             if r.status >= 400:
                 continue
             acc[4] += r.gaming_score >= GAMED_SCORE

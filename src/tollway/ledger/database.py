@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 
 from tollway.errors import ConfigError
 from tollway.ledger.commit import BatchCommitter
+from tollway.ledger.daily import DailyTracker
 from tollway.ledger.journal import default_journal_dir, replay_dead_writers
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -61,8 +62,9 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent; safe on every start)."""
+    def migrate(self, daily: DailyTracker | None = None) -> None:
+        """Bring the schema to the newest migration (idempotent; safe on every start), then
+        replay dead writers' journals (`daily`: how their requests are classified)."""
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         config = alembic_config(self.url.render_as_string(hide_password=False))
@@ -73,22 +75,23 @@ class Database:
             config.attributes["connection"] = connection
             with connection.begin():
                 command.upgrade(config, "head")
-        self.replay_journal()
+        self.replay_journal(daily)
 
     @property
     def journal_dir(self) -> Path | None:
         """Where `LedgerWriter` journals by default: beside a SQLite file; None otherwise."""
         return default_journal_dir(self.url)
 
-    def replay_journal(self) -> int:
+    def replay_journal(self, daily: DailyTracker | None = None) -> int:
         """Store what dead writers left in the default journal; returns the records read.
 
         Live writers' journals are locked and left alone; request ids already
-        stored are skipped, so a replay never counts a request twice.
+        stored are skipped, so a replay never counts a request twice. Pass the
+        gateway's `daily` tracker so replayed requests are classified like live ones.
         """
         if self.journal_dir is None:
             return 0
-        committer = BatchCommitter(self._engine, retry=False)
+        committer = BatchCommitter(self._engine, retry=False, daily=daily)
         try:
             return replay_dead_writers(self.journal_dir, committer)
         finally:

@@ -224,12 +224,14 @@ DAILY_SUMS = (
     "near_duplicate_requests",
     "regular_requests",
     "length_burns",
+    "in_house_tokens",
 )
 
 # Per user and UTC day: the counts behind per-user gaming signals, written with the
 # requests in the same transaction (tollway.ledger.daily). `regular_requests` are those
 # ending a run of evenly spaced requests (scripted cadence); `exempt_requests` came
-# from keys tagged as sanctioned automation.
+# from keys tagged as sanctioned automation. `in_house_tokens` are the tokens of requests
+# served by a model or provider that was configured in-house when they were written.
 user_daily = Table(
     "user_daily",
     metadata,

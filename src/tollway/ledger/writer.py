@@ -33,7 +33,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from tollway.ledger.commit import BatchCommitter, LedgerWriteError
-from tollway.ledger.daily import DEFAULT_EXEMPT_TAGS, DailyTracker
+from tollway.ledger.daily import DailyTracker
 from tollway.ledger.database import SYNC_ENV
 from tollway.ledger.journal import (
     Journal,
@@ -101,7 +101,7 @@ class LedgerWriter:
         segment_bytes: int = 8 << 20,
         segment_age_s: float = 1.0,
         commit_interval_s: float = 0.005,
-        exempt_tags: Iterable[str] = DEFAULT_EXEMPT_TAGS,
+        daily: DailyTracker | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1:
             raise ValueError("max_batch and max_queue must be at least 1")
@@ -112,7 +112,7 @@ class LedgerWriter:
             engine,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
-            daily=DailyTracker(exempt_tags),
+            daily=daily,
         )
         directory = Path(journal_dir) if journal_dir is not None else None
         self.journal_dir = (directory or default_journal_dir(engine.url)) if journal else None

@@ -32,6 +32,7 @@ from tollway.insights.orgsim.clock import DAY_MS
 from tollway.insights.orgsim.generate import OrgSimulator, run_id
 from tollway.insights.orgsim.models import SimModels
 from tollway.insights.orgsim.truth import SERVICE_TAG, Episode, Member, OrgTruth
+from tollway.ledger.daily import DailyTracker
 from tollway.ledger.database import Database
 from tollway.ledger.keys import KEY_PREFIX, hash_key
 from tollway.ledger.outcomes import Outcome, insert_outcomes
@@ -76,9 +77,12 @@ def backfill(
     quality_window_days: int = 7,
     pool_size: int | None = None,
     batch_rows: int = BATCH_ROWS,
+    daily: DailyTracker | None = None,
 ) -> BackfillResult:
     """Write `days` of `truth`'s traffic ending at `end_ms` into `database` (migrated).
 
+    `daily` counts the per-user daily rollup (pass `daily_tracker(settings)` so exempt
+    tags and in-house models follow the config; default: the built-in defaults).
     `workers`: processes generating while this one writes (0: generate here too; default:
     1 for large runs, else 0). `now_ms` stamps key rows and outcomes' `received_at_ms`
     (default: the wall clock).
@@ -97,7 +101,7 @@ def backfill(
     start_ms = end_ms - int(days * DAY_MS)
     dedupe = run_stored(database.engine, run_id(truth, start_ms, end_ms))
     with _without_gc(), _bulk_connection(database.engine) as connection:
-        writer = _Writer(connection, dedupe, batch_rows)
+        writer = _Writer(connection, dedupe, batch_rows, daily)
         if workers <= 0:
             simulator = OrgSimulator(truth, models, end_ms=end_ms, days=days, pool_size=pool_size)
             part = _generate_here(simulator, writer)
@@ -226,8 +230,10 @@ class _Writer:
     """Writes records in transactions of about `batch_rows` (the only writer: SQLite keeps
     its page cache warm only while one connection writes)."""
 
-    def __init__(self, connection: Connection, dedupe: bool, batch_rows: int) -> None:
-        writer = RowWriter(connection.dialect)
+    def __init__(
+        self, connection: Connection, dedupe: bool, batch_rows: int, daily: DailyTracker | None
+    ) -> None:
+        writer = RowWriter(connection.dialect, daily)
         self._write = writer.write if dedupe else writer.write_new
         self._connection = connection
         self._batch_rows = batch_rows

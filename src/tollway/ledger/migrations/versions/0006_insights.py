@@ -28,6 +28,7 @@ _DAILY_SUMS = (
     "near_duplicate_requests",
     "regular_requests",
     "length_burns",
+    "in_house_tokens",
 )
 
 
