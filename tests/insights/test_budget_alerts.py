@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 
 from tollway.budgets.model import BudgetSpec, parse_budgets
 from tollway.budgets.ticket import BudgetState
-from tollway.insights.budget_alerts import budget_alerts, projected_exhaustion_ms
+from tollway.insights.budget_alerts import (
+    budget_alerts,
+    budget_context,
+    projected_exhaustion_ms,
+)
 from tollway.ledger import Database
 from tollway.ledger.alerts import AlertStore
 
@@ -109,3 +113,14 @@ def test_store_dedups_open_alerts_cools_down_and_records_feedback(store: AlertSt
     with pytest.raises(ValueError, match="feedback must be one of"):
         store.feedback(opened["alert_id"], "meh", "key_1", None, 6)
     assert not store.feedback("alt_missing", "useful", "key_1", None, 6)
+
+
+def test_budget_context_names_the_fullest_budget_of_each_subject() -> None:
+    context = budget_context([state(30, 240), state(60, 240)])
+    assert context == {
+        "acme/payments": {
+            "budget_id": spec().id,
+            "pct_of_budget": 60.0,
+            "projected_exhaustion_ms": START + int(400 * HOUR),
+        }
+    }

@@ -96,3 +96,23 @@ def test_a_restart_without_history_stays_quiet_on_ordinary_traffic(db: Database)
     spikes.warm_up(NOW_HOUR)
     assert spikes.evaluate(AlertStore(db.engine), NOW_HOUR + HOUR_MS + LAG_MS) == []
     assert spikes.next_bucket_ms == NOW_HOUR + HOUR_MS
+
+
+def test_spike_evidence_carries_the_subjects_budget(db: Database) -> None:
+    write(db, steady(NOW_HOUR - 2 * WEEK, NOW_HOUR))
+    spikes = SpikeAlerts(db.engine, SpikeAlertConfig())
+    spikes.warm_up(NOW_HOUR)
+    write(db, steady(NOW_HOUR, NOW_HOUR + 2 * FIVE_MS, tokens=600_000))
+    budgets = {
+        "acme/payments": {
+            "budget_id": "team:acme/payments:month",
+            "pct_of_budget": 91.5,
+            "projected_exhaustion_ms": NOW_HOUR + HOUR_MS,
+        }
+    }
+    opened = spikes.evaluate(AlertStore(db.engine), NOW_HOUR + 2 * FIVE_MS + LAG_MS, budgets)
+    team = next(a for a in opened if a["scope"] == "team")
+    assert team["evidence"]["pct_of_budget"] == 91.5
+    assert team["evidence"]["projected_exhaustion_ms"] == NOW_HOUR + HOUR_MS
+    user = next(a for a in opened if a["scope"] == "user")
+    assert "pct_of_budget" not in user["evidence"]

@@ -108,3 +108,25 @@ def _draft(
     return AlertDraft(
         key, kind, spec.scope, spec.subject, parts[0], team, severity, title, evidence
     )
+
+
+def budget_context(states: Iterable[BudgetState]) -> dict[str, dict[str, Any]]:
+    """Per org/team/user subject, its fullest budget: % used and projected exhaustion, for
+    the evidence of alerts on that subject."""
+    out: dict[str, dict[str, Any]] = {}
+    for state in states:
+        spec = state.spec
+        if not isinstance(spec, BudgetSpec) or spec.scope not in ("org", "team", "user"):
+            continue
+        limit = spec.hard_limit if spec.hard_limit is not None else spec.soft_limit
+        if not limit:
+            continue
+        pct = 100.0 * (state.used + state.reserved) / limit
+        if spec.subject in out and out[spec.subject]["pct_of_budget"] >= pct:
+            continue
+        out[spec.subject] = {
+            "budget_id": spec.id,
+            "pct_of_budget": round(pct, 2),
+            "projected_exhaustion_ms": projected_exhaustion_ms(state, limit),
+        }
+    return out

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from tollway.alerts import AlertDispatcher, AlertSink, DeliveryResult
 from tollway.budgets.engine import BudgetEngine
-from tollway.insights.budget_alerts import budget_alerts
+from tollway.insights.budget_alerts import budget_alerts, budget_context
 from tollway.insights.config import InsightsConfig
 from tollway.insights.flag_scan import DAY_MS, flag_days
 from tollway.insights.spike_alerts import SpikeAlerts
@@ -86,13 +86,14 @@ class InsightJobs:
         """One round of budget, forecast and spike alerts; returns the alerts opened."""
         now = self._now()
         opened: list[dict[str, Any]] = []
-        if self._budgets is not None:
+        states = await self._budgets.usage() if self._budgets is not None else []
+        if self._budgets is not None:  # no drafts resolves what is open (budgets removed)
             settings = self._config.alerts.budgets
-            states = await self._budgets.usage()
             drafts = budget_alerts(states, settings.thresholds_pct, forecast=settings.forecast)
             opened += await asyncio.to_thread(self._apply_budget_drafts, drafts, now)
         if self.spikes is not None:
-            opened += await asyncio.to_thread(self.spikes.evaluate, self.store, now)
+            context = budget_context(states)
+            opened += await asyncio.to_thread(self.spikes.evaluate, self.store, now, context)
         for alert in opened:
             self._deliver(alert)
         return opened

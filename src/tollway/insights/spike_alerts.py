@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -72,6 +73,7 @@ class SpikeAlerts:
         )
         self._weeks = config.weeks
         self.next_bucket_ms: int | None = None
+        self._budgets: Mapping[str, Mapping[str, Any]] = {}
         self._hour: dict[EntityKey, dict[str, float]] = defaultdict(
             lambda: {"weighted_tokens": 0.0, "cost_usd": 0.0}
         )
@@ -89,8 +91,16 @@ class SpikeAlerts:
         self.next_bucket_ms = hour_now
         return len(history)
 
-    def evaluate(self, store: AlertStore, now_ms: int) -> list[dict[str, Any]]:
-        """Judge every bucket closed since the last call; returns the alerts newly opened."""
+    def evaluate(
+        self,
+        store: AlertStore,
+        now_ms: int,
+        budgets: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Judge every bucket closed since the last call; returns the alerts newly opened.
+
+        `budgets` (from `budget_context`) adds the subject's budget use to the evidence."""
+        self._budgets = budgets or {}
         if self.next_bucket_ms is None:
             self.warm_up(now_ms)
         assert self.next_bucket_ms is not None
@@ -141,6 +151,7 @@ class SpikeAlerts:
         figures = next((m for (k, i, _), m in values.items() if (k, i) == (kind, eid)), {})
         evidence["dollar_impact_usd"] = _dollar_impact(event.metric, ev.excess, figures)
         evidence.update(_contributors(self._engine, kind, eid, ev.bucket_start_ms, event.width_ms))
+        evidence.update(self._budgets.get(eid, {}))
         ratio = f"{ev.ratio:.1f}x" if ev.ratio != float("inf") else "from nothing to"
         title = (
             f"{kind.capitalize()} {eid}: {ratio} the usual {_UNITS[event.metric]} "
