@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +83,15 @@ def settings_for(config: dict[str, Any], data_dir: Path) -> Settings:
 
 
 class GatewayProcess:
-    """`tollway serve` as a real subprocess (for kill -9 tests)."""
+    """`tollway serve` (or another serving `command`, e.g. `demo`) as a real subprocess."""
 
     def __init__(
         self,
-        config_path: Path,
+        config_path: Path | None,
         data_dir: Path,
         port: int,
         extra_env: dict[str, str] | None = None,
+        command: Sequence[str] = ("serve",),
     ) -> None:
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
@@ -104,9 +106,8 @@ class GatewayProcess:
                 sys.executable,
                 "-m",
                 "tollway",
-                "serve",
-                "--config",
-                str(config_path),
+                *command,
+                *(["--config", str(config_path)] if config_path is not None else []),
                 "--port",
                 str(port),
             ],

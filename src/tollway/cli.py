@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tollway.cli_demo import demo
 from tollway.cli_impact import impact, outcomes_app
 from tollway.cli_insights import alerts_app, flags_app
 from tollway.cli_simulate import simulate_org
@@ -36,6 +37,7 @@ route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=Tr
 app.add_typer(route_app, name="route")
 app.add_typer(outcomes_app, name="outcomes")
 app.command("simulate-org")(simulate_org)
+app.command()(demo)
 console = Console()
 app.add_typer(flags_app, name="flags")
 app.add_typer(alerts_app, name="alerts")

@@ -117,7 +117,7 @@ def test_score_needs_enough_requests_and_combines_signals() -> None:
     assert score_day(quiet).score == 0
     one = score_day(UserDay(requests=100, scored_requests=100, tokens=1, regular_requests=35))
     two = score_day(
-        UserDay(requests=100, scored_requests=100, tokens=1, regular_requests=35, length_burns=35)
+        UserDay(requests=100, scored_requests=100, tokens=1, regular_requests=35, length_burns=10)
     )
     assert 0 < one.score < two.score < 1
     assert entropy_bits([1] * 24) == pytest.approx(4.585, abs=1e-3)
