@@ -25,7 +25,7 @@ _MIN_BYTES = 40  # of folded text: shorter says too little to compare
 # Bits (of 63) two near-duplicates may differ in: about Jaccard >= 0.6 between their
 # shingle sets. On the labelled pairs of tests/insights/test_sketch.py, 99% of small edits
 # differ in <= 8 bits and unrelated prompts of the same kind and length in >= 14.
-_NEAR_BITS = 12
+NEAR_BITS = 12
 
 _FOLD = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", b"abcdefghijklmnopqrstuvwxyz0000000000"
@@ -63,4 +63,4 @@ def sketch(text: str) -> int:
 
 def near_duplicate(a: int, b: int) -> bool:
     """Whether two fingerprints come from near-identical texts; never for a 0 (unsketched)."""
-    return bool(a and b) and (a ^ b).bit_count() <= _NEAR_BITS
+    return bool(a and b) and (a ^ b).bit_count() <= NEAR_BITS

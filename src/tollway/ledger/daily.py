@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import sqrt
 
-from tollway.insights.sketch import near_duplicate
+from tollway.insights.sketch import NEAR_BITS
 from tollway.ledger.record import LedgerRecord
 
 DAY_MS = 86_400_000
@@ -41,10 +41,13 @@ _MAX_FINGERPRINTS = 5_000  # per user and day; beyond this, duplicates go uncoun
 class _UserMemory:
     day: int = -1
     fingerprints: dict[str, str] = field(default_factory=dict)  # fingerprint -> first id
-    sketches: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=RECENT_SKETCHES))
+    sketch_ids: deque[str] = field(default_factory=deque)  # the recent sketches' requests
+    sketches: deque[int] = field(default_factory=deque)
     last_id: str = ""
     last_ms: int = -1
-    gaps: deque[int] = field(default_factory=lambda: deque(maxlen=CADENCE_RUN))
+    gaps: deque[int] = field(default_factory=deque)
+    gap_sum: int = 0  # of `gaps`, kept as they come and go
+    gap_squares: int = 0
 
 
 class DailyTracker:
@@ -117,13 +120,16 @@ class DailyTracker:
         sketch = r.prompt_sketch
         if not sketch:
             return False, False
-        earlier = list(memory.sketches)
-        seen_at = next((i for i, (rid, _) in enumerate(earlier) if rid == r.request_id), None)
-        if seen_at is None:
-            memory.sketches.append((r.request_id, sketch))
-        else:  # a retried batch: compare with what came before it, as the first time
-            earlier = earlier[:seen_at]
-        near = any(near_duplicate(sketch, other) for _, other in earlier)
+        ids, sketches = memory.sketch_ids, memory.sketches
+        if r.request_id in ids:  # a retried batch: compare with what came before, as before
+            earlier = list(sketches)[: list(ids).index(r.request_id)]
+            return False, any((sketch ^ other).bit_count() <= NEAR_BITS for other in earlier)
+        near = any((sketch ^ other).bit_count() <= NEAR_BITS for other in sketches)
+        ids.append(r.request_id)
+        sketches.append(sketch)
+        if len(sketches) > RECENT_SKETCHES:
+            ids.popleft()
+            sketches.popleft()
         return False, near
 
     @staticmethod
@@ -137,13 +143,19 @@ class DailyTracker:
             return False
         gaps = memory.gaps
         gaps.append(gap)
-        if len(gaps) < CADENCE_RUN:
+        memory.gap_sum += gap
+        memory.gap_squares += gap * gap
+        if len(gaps) > CADENCE_RUN:
+            old = gaps.popleft()
+            memory.gap_sum -= old
+            memory.gap_squares -= old * old
+        if len(gaps) < CADENCE_RUN or memory.gap_sum <= 0:
             return False
-        mean = sum(gaps) / CADENCE_RUN
-        if mean <= 0:
-            return False
-        variance = sum((g - mean) ** 2 for g in gaps) / CADENCE_RUN
-        return sqrt(variance) / mean < CADENCE_CV
+        # Integer sums: exact, so a perfectly even cadence has a variance of exactly 0.
+        n = CADENCE_RUN
+        variance = (n * memory.gap_squares - memory.gap_sum**2) / (n * n)
+        mean = memory.gap_sum / n
+        return sqrt(max(variance, 0.0)) / mean < CADENCE_CV
 
 
 def _start(record: LedgerRecord) -> int:
