@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
+from sqlalchemy import inspect
 
 from tollway.insights.config import DetectionConfig
 from tollway.insights.flag_scan import DAY_MS, flag_days
@@ -20,6 +21,7 @@ from tollway.insights.orgsim import OrgSpec, OrgTruth, backfill, build_org
 from tollway.insights.orgsim.models import SimModels
 from tollway.ledger import Database, get_request
 from tollway.ledger.flags import list_flags
+from tollway.ledger.schema import requests
 from tollway.settings import embedded_defaults, parse_settings
 
 DAYS = 10
@@ -96,3 +98,11 @@ def test_flags_show_the_kind_of_gaming_with_the_users_own_requests(
         if member.is_gamer and signals[member.user]:
             expected = set().union(*(SIGNS[kind] for kind in member.gamer_kinds))
             assert signals[member.user] & expected, (member.user, member.gamer_kinds)
+
+
+def test_a_backfill_into_an_empty_ledger_rebuilds_the_request_indexes(
+    scanned: tuple[OrgTruth, list[dict[str, object]], Database],
+) -> None:
+    _, _, db = scanned
+    names = {index["name"] for index in inspect(db.engine).get_indexes("requests")}
+    assert {index.name for index in requests.indexes} <= names

@@ -98,3 +98,11 @@ def test_postgres_urls_use_psycopg_3() -> None:
     db = Database("postgresql://tollway:secret@127.0.0.1:1/tollway")  # no connection is made
     assert db.url.drivername == "postgresql+psycopg"
     assert not db.is_sqlite
+
+
+def test_migrate_rebuilds_indexes_a_dead_bulk_load_left_missing(db: Database) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_requests_user_started_at_ms"))
+    db.migrate()
+    names = {index["name"] for index in inspect(db.engine).get_indexes("requests")}
+    assert "ix_requests_user_started_at_ms" in names

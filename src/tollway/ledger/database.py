@@ -15,6 +15,7 @@ from tollway.errors import ConfigError
 from tollway.ledger.commit import BatchCommitter
 from tollway.ledger.daily import DailyTracker
 from tollway.ledger.journal import default_journal_dir, replay_dead_writers
+from tollway.ledger.schema import metadata
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SYNC_ENV = "TOLLWAY_LEDGER_SYNC"
@@ -75,6 +76,10 @@ class Database:
             config.attributes["connection"] = connection
             with connection.begin():
                 command.upgrade(config, "head")
+                # A bulk load that died while its indexes were set aside left them missing.
+                for table in metadata.tables.values():
+                    for index in table.indexes:
+                        index.create(connection, checkfirst=True)
         self.replay_journal(daily)
 
     @property
