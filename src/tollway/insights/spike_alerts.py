@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from tollway.insights.buckets import EntityKey, Values, bucket_values, hourly_history
 from tollway.insights.config import SpikeAlertConfig
@@ -34,6 +34,7 @@ FIVE_MS = 300_000
 HOUR_MS = 3_600_000
 WEEK_MS = 7 * 24 * HOUR_MS
 LAG_MS = 30_000  # a bucket is read this long after it ends: the ledger lags by milliseconds
+TAG_SAMPLE = 2_000  # largest requests whose tags are counted for an alert's evidence
 MAX_CATCH_UP = 24  # buckets read per round after a pause; older ones are skipped
 _UNITS = {"weighted_tokens": "weighted tokens", "cost_usd": "USD"}
 
@@ -205,38 +206,42 @@ def _dollar_impact(metric: str, excess: float, figures: dict[str, float]) -> flo
 def _contributors(
     engine: Engine, kind: str, eid: str, start_ms: int, width_ms: int
 ) -> dict[str, Any]:
-    """Top models, keys and tags of the entity in the bucket, and sample request ids."""
+    """Top models, keys and tags of the entity in the bucket, and sample request ids.
+
+    Models and keys are summed in SQL; tags (JSON text) are counted over the bucket's
+    `TAG_SAMPLE` largest requests, so an org-wide alert on a busy bucket stays cheap."""
     parts = eid.split("/")
-    query = select(
-        requests.c.request_id,
-        requests.c.served_model,
-        requests.c.key_id,
-        requests.c.tags,
-        requests.c.input_tokens + requests.c.output_tokens,
-    ).where(
+    tokens = requests.c.input_tokens + requests.c.output_tokens
+    where = [
         requests.c.started_at_ms >= start_ms,
         requests.c.started_at_ms < start_ms + width_ms,
         requests.c.org == parts[0],
-    )
+    ]
     if kind in ("team", "user"):
-        query = query.where(requests.c.team == parts[1])
+        where.append(requests.c.team == parts[1])
     if kind == "user":
-        query = query.where(requests.c.user == "/".join(parts[2:]))
-    models: Counter[str] = Counter()
-    keys: Counter[str] = Counter()
-    tags: Counter[str] = Counter()
-    biggest: list[tuple[int, str]] = []
+        where.append(requests.c.user == "/".join(parts[2:]))
+    total = func.sum(tokens)
+    out: dict[str, Any] = {}
     with engine.connect() as connection:
-        for request_id, model, key_id, tag_text, tokens in connection.execute(query):
-            models[model] += tokens
-            keys[key_id] += tokens
-            for tag in orjson.loads(tag_text):
-                tags[tag] += tokens
-            biggest.append((int(tokens), request_id))
-    biggest.sort(reverse=True)
-    return {
-        "top_models": models.most_common(3),
-        "top_keys": keys.most_common(3),
-        "top_tags": tags.most_common(3),
-        "sample_request_ids": [rid for _, rid in biggest[:5]],
-    }
+        for name, column in (
+            ("top_models", requests.c.served_model),
+            ("top_keys", requests.c.key_id),
+        ):
+            rows = connection.execute(
+                select(column, total).where(*where).group_by(column).order_by(total.desc()).limit(3)
+            )
+            out[name] = [[value, int(n)] for value, n in rows]
+        largest = connection.execute(
+            select(requests.c.request_id, requests.c.tags, tokens)
+            .where(*where)
+            .order_by(tokens.desc())
+            .limit(TAG_SAMPLE)
+        ).all()
+    tags: Counter[str] = Counter()
+    for _, tag_text, n in largest:
+        for tag in orjson.loads(tag_text):
+            tags[tag] += int(n)
+    out["top_tags"] = [[tag, n] for tag, n in tags.most_common(3)]
+    out["sample_request_ids"] = [request_id for request_id, _, _ in largest[:5]]
+    return out
