@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-import tollway
 from tollway.ledger import Database, LedgerWriteError, LedgerWriter, usage
 from tollway.ledger.schema import requests, usage_hourly
 
 from .conftest import T0, RecordFactory, sqlite_url
+from .killed_writer import Child
 
 DAY_MS = 86_400_000
 
@@ -285,61 +280,13 @@ async def test_close_leaves_journaled_records_for_the_next_start_if_the_database
     assert list((tmp_path / "journal").iterdir()) == []
 
 
-CHILD = textwrap.dedent(
-    """
-    import asyncio, itertools, os, sys
-    from tollway.ledger import Database, LedgerRecord, LedgerWriter
-
-    async def main():
-        database = Database(sys.argv[1])
-        database.migrate()
-        writer = LedgerWriter(database.engine, max_batch=64)
-        await writer.start()
-        numbers = itertools.count()
-
-        async def client():
-            for n in numbers:
-                rid = f"crash-{n:09d}"
-                record = LedgerRecord(
-                    request_id=rid, started_at_ms=1767225600000 + n * 1000,
-                    finished_at_ms=1767225600000 + n * 1000 + 5, key_id="k", user="u",
-                    team="t", org="o", api="openai.chat", requested_model="m",
-                    input_tokens=n, output_tokens=1, actual_cost_pusd=7,
-                )
-                await writer.append(record)
-                os.write(1, (rid + "\\n").encode())  # only once durable (journaled)
-
-        await asyncio.gather(*(client() for _ in range(50)))
-
-    asyncio.run(main())
-    """
-)
-
-
 def test_every_acknowledged_record_survives_kill_9(db_path: Path) -> None:
     url = sqlite_url(db_path)
-    src = str(Path(tollway.__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
-    assert child.stdout is not None
-    acknowledged: list[str] = []
-    deadline = time.monotonic() + 30
-    while len(acknowledged) < 3000 and time.monotonic() < deadline:
-        line = child.stdout.readline()
-        if not line:
-            break
-        acknowledged.append(line.decode().strip())
-    child.send_signal(signal.SIGKILL)
-    rest, errors = child.communicate(timeout=10)
-    assert child.returncode == -signal.SIGKILL, errors.decode()[-2000:]
-    # Lines still in the pipe were acknowledged before the kill too (small writes are atomic).
-    acknowledged += [line for line in rest.decode().split("\n") if line]
-    assert len(acknowledged) >= 3000, errors.decode()[-2000:]
+    child = Child(url, "crash", -1)
+    child.read(3000)
+    child.kill()
+    acknowledged = child.acknowledged
+    assert len(acknowledged) >= 3000
 
     journal = db_path.parent / "journal"
     assert list(journal.glob("*.lock"))  # the dead writer's
