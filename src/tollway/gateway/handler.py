@@ -23,7 +23,6 @@ from tollway.gateway.apis import (
     ParsedRequest,
     estimate_prompt_tokens,
     parse_request,
-    prompt_text,
 )
 from tollway.gateway.budgeting import reserve
 from tollway.gateway.settle import RequestContext, settle
@@ -169,9 +168,7 @@ class ApiEndpoint:
         assert ctx.principal is not None
         needs = state.steering.needs
         input_tokens = estimate_prompt_tokens(req.api, req.body) if "input_tokens" in needs else 0
-        data_class = (
-            detect_data_class(prompt_text(req.api, req.body)) if "data_class" in needs else "clean"
-        )
+        data_class = detect_data_class(ctx.prompt()) if "data_class" in needs else "clean"
         facts = gather_facts(
             state.budgets,
             ctx.principal,

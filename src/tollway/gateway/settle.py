@@ -45,6 +45,14 @@ class RequestContext:
     log_mode_rule: str | None = None  # a steering rule's `log` action
     response_text: str | None = None  # kept only when log_mode is full
     extra: dict[str, object] = field(default_factory=dict)
+    flat_prompt: str | None = None  # `prompt()`'s result, kept: steering and settle both read it
+
+    def prompt(self) -> str:
+        """The request's whole prompt as text (flattened once, on first use)."""
+        if self.flat_prompt is None:
+            assert self.request is not None
+            self.flat_prompt = prompt_text(self.api, self.request.body)
+        return self.flat_prompt
 
     @property
     def budget_headers(self) -> dict[str, str]:
@@ -128,7 +136,7 @@ def settle(
         requested_cost_pusd=requested_pusd,
         gaming_score=gaming,
         prompt_sketch=prompt_sketch,
-        prompt_fingerprint=fingerprint(prompt_text(ctx.api, req.body)) if req else "",
+        prompt_fingerprint=fingerprint(ctx.prompt()) if req else "",
         extra=ctx.extra,
     )
     state.metrics.observe(
