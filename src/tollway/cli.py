@@ -35,12 +35,7 @@ keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_
 app.add_typer(keys_app, name="keys")
 route_app = typer.Typer(help="Inspect routing and steering.", no_args_is_help=True)
 app.add_typer(route_app, name="route")
-app.add_typer(outcomes_app, name="outcomes")
-app.command("simulate-org")(simulate_org)
-app.command()(demo)
 console = Console()
-app.add_typer(flags_app, name="flags")
-app.add_typer(alerts_app, name="alerts")
 
 
 _settings = cli_settings
@@ -312,6 +307,14 @@ def _when_option(value: str | None, option: str) -> int | None:
 
 
 _fmt_ms = fmt_ms
+
+
+# Insights: the review list, alerts, outcomes and impact, and the simulated organisation.
+app.add_typer(flags_app, name="flags")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(outcomes_app, name="outcomes")
+app.command("simulate-org")(simulate_org)
+app.command()(demo)
 
 
 def main() -> None:
