@@ -16,7 +16,7 @@ from tollway.insights.budget_alerts import (
     projected_exhaustion_ms,
 )
 from tollway.ledger import Database
-from tollway.ledger.alerts import AlertStore
+from tollway.ledger.alerts import AlertDraft, AlertStore
 
 HOUR = 3_600_000
 START = 1_767_225_600_000  # 2026-01-01T00:00Z
@@ -124,3 +124,24 @@ def test_budget_context_names_the_fullest_budget_of_each_subject() -> None:
             "projected_exhaustion_ms": START + int(400 * HOUR),
         }
     }
+
+
+def test_resolve_all_closes_open_alerts_of_some_kinds_with_the_reason(store: AlertStore) -> None:
+    (budget,) = budget_alerts([state(85, 700)], [80])
+    spike = AlertDraft(
+        "spike:user:acme/payments/ada:300000",
+        "spike",
+        "user",
+        "acme/payments/ada",
+        "acme",
+        "acme/payments",
+        "warning",
+        "ada",
+        {"x": 1},
+    )
+    store.open(budget, now_ms=1)
+    store.open(spike, now_ms=1)
+    assert store.resolve_all(("spike", "team_spike"), now_ms=2, reason="restart") == 1
+    assert store.open_keys() == {budget.dedup_key}
+    (closed,) = store.list(since_ms=0, state="resolved")
+    assert closed["evidence"] == {"x": 1, "resolved_because": "restart"}

@@ -69,6 +69,11 @@ class InsightJobs:
             try:
                 hours = await asyncio.to_thread(self.spikes.warm_up, self._now())
                 log.info("spike baselines seeded from %d hours of rollups", hours)
+                # The detectors' open alerts did not survive the restart: close the stored
+                # ones rather than leave them open forever; a spike still going reopens.
+                await asyncio.to_thread(
+                    self.store.resolve_all, ("spike", "team_spike"), self._now(), "restart"
+                )
             except Exception:
                 log.exception("seeding the spike baselines failed; they start empty")
         await self._every(self._config.alerts.evaluate_every_s, self.evaluate_alerts)

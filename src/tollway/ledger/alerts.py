@@ -104,6 +104,28 @@ class AlertStore:
             connection.execute(update(alerts).where(alerts.c.alert_id == alert_id).values(**values))
         return str(alert_id)
 
+    def resolve_all(self, kinds: tuple[str, ...], now_ms: int, reason: str) -> int:
+        """Resolve every open alert of `kinds`, noting why in the evidence; returns how many."""
+        with self._engine.begin() as connection:
+            rows = connection.execute(
+                select(alerts.c.alert_id, alerts.c.evidence).where(
+                    alerts.c.state == "open", alerts.c.kind.in_(kinds)
+                )
+            ).all()
+            for alert_id, evidence in rows:
+                noted = {**orjson.loads(evidence), "resolved_because": reason}
+                connection.execute(
+                    update(alerts)
+                    .where(alerts.c.alert_id == alert_id)
+                    .values(
+                        state="resolved",
+                        resolved_at_ms=now_ms,
+                        updated_at_ms=now_ms,
+                        evidence=orjson.dumps(noted, default=str).decode(),
+                    )
+                )
+        return len(rows)
+
     def record_delivery(self, alert_id: str, sink: str, outcome: Mapping[str, Any]) -> None:
         """Note how delivery to one sink went (`deliveries` maps sink name to outcome)."""
         with self._engine.begin() as connection:
