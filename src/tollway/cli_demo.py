@@ -7,6 +7,7 @@ list for them, then serves while the same members keep sending live traffic thro
 
 from __future__ import annotations
 
+import calendar
 import logging
 import threading
 import time
@@ -23,9 +24,11 @@ from tollway.settings import Settings
 if TYPE_CHECKING:
     from tollway.insights.config import WorkHours
     from tollway.insights.orgsim import OrgTruth, SimModels
+    from tollway.ledger.database import Database
 
 console = Console()
 DAY_MS = 86_400_000
+_BUDGET_HEADROOM = (1.1, 1.6, 2.5, 4.0)
 ROUND_MINUTES = 5
 log = logging.getLogger("tollway.demo")
 
@@ -33,7 +36,9 @@ log = logging.getLogger("tollway.demo")
 def demo(
     config: ConfigOpt = None,
     users: Annotated[int, typer.Option(min=5, help="Members of the simulated org.")] = 120,
-    days: Annotated[float, typer.Option(min=0.0, help="Days of history to backfill.")] = 7,
+    days: Annotated[
+        float, typer.Option(min=0.0, help="Days of history to backfill (14: seasonal baselines).")
+    ] = 14,
     speed: Annotated[
         float, typer.Option(min=0.1, help="Live traffic: simulated time per wall time.")
     ] = 30,
@@ -70,6 +75,7 @@ def demo(
             first_day = now - int(days * DAY_MS)
             day_starts = range(first_day - first_day % DAY_MS, now, DAY_MS)
             flag_days(database.engine, day_starts, insights.detection, insights.impact, now)
+        settings = _with_team_budgets(settings, database, truth.org, now)
         console.print(
             f"Backfilled {result.rows:,} requests and {result.outcomes:,} outcomes "
             f"({result.rows_per_s:,.0f} rows/s); {len(truth.gamers())} of {users} members game."
@@ -92,6 +98,39 @@ def demo(
         f"TOLLWAY_DATA_DIR={settings.resolved_data_dir})."
     )
     run_gateway(settings, host=host, port=port, console=console)
+
+
+def _with_team_budgets(settings: Settings, database: Database, org: str, now_ms: int) -> Settings:
+    """Monthly budgets for the simulated teams, sized from what each spent this month so
+    far (from 1.1x to 4x), so budget and forecast alerts and a 429 or two show at once."""
+    from tollway.ledger.queries import usage
+
+    month = time.gmtime(now_ms / 1000)
+    start_ms = int(calendar.timegm((month.tm_year, month.tm_mon, 1, 0, 0, 0)) * 1000)
+    rows = usage(
+        database.engine,
+        group_by=["team"],
+        since_ms=start_ms,
+        until_ms=now_ms + 1,
+        filters={"org": org},
+    )
+    budgets = list(settings.budgets)
+    for i, row in enumerate(sorted(rows, key=lambda r: str(r["team"]))):
+        spent = row["actual_cost_usd"]
+        if spent <= 0:
+            continue
+        limit = spent * _BUDGET_HEADROOM[i % len(_BUDGET_HEADROOM)]
+        budgets.append(
+            {
+                "scope": "team",
+                "subject": f"{org}/{row['team']}",
+                "window": "month",
+                "timezone": "UTC",
+                "soft_limit": f"${limit * 0.8:.2f}",
+                "hard_limit": f"${limit:.2f}",
+            }
+        )
+    return settings.model_copy(update={"budgets": budgets})
 
 
 def _demo_settings(settings: Settings, team_hours: Mapping[str, WorkHours]) -> Settings:
