@@ -40,6 +40,10 @@ def test_demo_backfills_history_and_keeps_traffic_flowing(tmp_path: Path) -> Non
         (simorg,) = [row for row in history["rows"] if row["org"] == "simorg"]
         assert simorg["requests"] > 500
         assert admin_get(demo.base_url, "/admin/v1/flags?since=2d")["flags"] is not None
+        # Each simulated team that spent got a monthly budget sized from its spend.
+        budgets = admin_get(demo.base_url, "/admin/v1/budgets")["budgets"]
+        team_budgets = [b for b in budgets if b["subject"].startswith("simorg/")]
+        assert team_budgets and all(0.2 <= b["fraction"] <= 1.2 for b in team_budgets)
         # Live traffic goes through this process (the backfill did not): its metrics count it.
         deadline = time.monotonic() + 90
         served = 0.0
