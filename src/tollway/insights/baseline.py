@@ -54,11 +54,6 @@ def hour_of_week(ms: int) -> int:
     return (ms // HOUR_MS + _MONDAY_SHIFT_HOURS) % WEEK_HOURS
 
 
-def week_index(ms: int) -> int:
-    """Weeks since the Monday before the epoch: equal for all buckets of one UTC week."""
-    return (ms // HOUR_MS + _MONDAY_SHIFT_HOURS) // WEEK_HOURS
-
-
 def median(values: Sequence[float]) -> float:
     """The median of a non-empty sequence (the mean of the two middle values when even)."""
     ordered = sorted(values)

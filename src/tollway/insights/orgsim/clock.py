@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 HOUR_MS = 3_600_000
@@ -40,13 +40,3 @@ def local_days(timezone: str, start_ms: int, end_ms: int) -> list[LocalDay]:
         days.append(LocalDay(current, int(midnight.timestamp() * 1000)))
         current += timedelta(days=1)
     return days
-
-
-def local_hour(ms: int, timezone: str) -> float:
-    """The local wall-clock hour (with fraction) of epoch `ms` in `timezone`."""
-    moment = datetime.fromtimestamp(ms / 1000, ZoneInfo(timezone))
-    return moment.hour + moment.minute / 60 + moment.second / 3600
-
-
-def utc_iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
