@@ -117,7 +117,7 @@ def _with_team_budgets(settings: Settings, database: Database, org: str, now_ms:
     budgets = list(settings.budgets)
     for i, row in enumerate(sorted(rows, key=lambda r: str(r["team"]))):
         spent = row["actual_cost_usd"]
-        if spent <= 0:
+        if spent < 0.001:  # too little to size a budget from (limits are in micro-dollars)
             continue
         limit = spent * _BUDGET_HEADROOM[i % len(_BUDGET_HEADROOM)]
         budgets.append(
@@ -126,8 +126,8 @@ def _with_team_budgets(settings: Settings, database: Database, org: str, now_ms:
                 "subject": f"{org}/{row['team']}",
                 "window": "month",
                 "timezone": "UTC",
-                "soft_limit": f"${limit * 0.8:.2f}",
-                "hard_limit": f"${limit:.2f}",
+                "soft_limit": f"${limit * 0.8:.6f}",
+                "hard_limit": f"${limit:.6f}",
             }
         )
     return settings.model_copy(update={"budgets": budgets})
