@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException
 
 from tollway.admin import budgets, impact, insights, outcomes, prompts, routing
 from tollway.admin.auth import AdminPrincipal
-from tollway.cli_support import parse_since, parse_when
+from tollway.admin.params import time_param
+from tollway.cli_support import parse_when
 from tollway.errors import InvalidRequest, NotFound, TollwayError
 from tollway.ledger import queries
 
@@ -87,15 +88,6 @@ def _expiry(value: str | None) -> int | None:
         return parse_when(value)
     except ValueError as exc:
         raise InvalidRequest(f"expires_at: {exc}", param="expires_at") from None
-
-
-def _time_param(value: str | None, default_ms: int, name: str, *, since: bool) -> int:
-    if value is None:
-        return default_ms
-    try:
-        return parse_since(value) if since else parse_when(value, future=False)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name}: {exc}", param=name) from None
 
 
 def create_admin_app(runtime: Runtime) -> FastAPI:
@@ -199,8 +191,8 @@ def create_admin_app(runtime: Runtime) -> FastAPI:
     ) -> dict[str, Any]:
         """Usage and cost grouped by org/team/user/model/provider, per hour/day or in total."""
         now = int(time.time() * 1000)
-        since_ms = _time_param(since, now - 7 * 86_400_000, "since", since=True)
-        until_ms = _time_param(until, now + 1, "until", since=False)
+        since_ms = time_param(since, now - 7 * 86_400_000, "since", since=True)
+        until_ms = time_param(until, now + 1, "until", since=False)
         groups = [g.strip() for g in group_by.split(",") if g.strip()]
         filters = {
             k: v

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Body, Request
 
 from tollway.admin.auth import AdminPrincipal
+from tollway.admin.params import runtime_of
 from tollway.budgets.model import BudgetSpec, parse_budgets, parse_rate_limits
 from tollway.budgets.ticket import BudgetState
 from tollway.budgets.windows import CalendarWindow
@@ -35,10 +36,6 @@ _EXAMPLE_BUDGET = {
     "soft_limit": "$400",
     "hard_limit": "$500",
 }
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
 
 
 def budget_view(state: BudgetState, source: str) -> dict[str, Any]:
@@ -103,7 +100,7 @@ async def _list(runtime: Runtime) -> list[dict[str, Any]]:
 @router.get("/budgets")
 async def list_budgets(_: AdminPrincipal, request: Request) -> dict[str, Any]:
     """Every budget and rate limit with its current window's use (from the counter store)."""
-    views = await _list(_runtime(request))
+    views = await _list(runtime_of(request))
     return {
         "budgets": [v for v in views if v["kind"] == "budget"],
         "rate_limits": [v for v in views if v["kind"] == "rate_limit"],
@@ -144,7 +141,7 @@ async def delete_rate_limit(_: AdminPrincipal, request: Request, limit_id: str) 
 @router.get("/peak-schedule")
 async def get_peak_schedule(_: AdminPrincipal, request: Request) -> dict[str, Any]:
     """The schedule in force (from the API if one was set, else the config) and the weight now."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     stored = await asyncio.to_thread(runtime.policies.get, "peak_schedule", "default")
     now = int(time.time() * 1000)
     weight = runtime.budgets.engine.schedule.time_weight(now)
@@ -160,7 +157,7 @@ async def put_peak_schedule(
     _: AdminPrincipal, request: Request, body: dict[str, Any]
 ) -> dict[str, Any]:
     """Replace the peak schedule (the config file's `peak` mapping)."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     _parse("peak_schedule", "default", body, runtime)
     await asyncio.to_thread(runtime.policies.put, "peak_schedule", "default", body)
     await runtime.budgets.refresh()
@@ -168,7 +165,7 @@ async def put_peak_schedule(
 
 
 async def _put(request: Request, kind: str, policy_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     _parse(kind, policy_id, body, runtime)
     await asyncio.to_thread(runtime.policies.put, kind, policy_id, body)
     await runtime.budgets.refresh()
@@ -178,7 +175,7 @@ async def _put(request: Request, kind: str, policy_id: str, body: dict[str, Any]
 
 
 async def _delete(request: Request, kind: str, policy_id: str) -> dict[str, Any]:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     if not await asyncio.to_thread(runtime.policies.delete, kind, policy_id):
         declared = any(
             s.id == policy_id and runtime.budgets.sources.get(s.id) == "config"

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from tollway.admin.auth import AdminPrincipal
 from tollway.admin.outcomes import period
+from tollway.admin.params import runtime_of
 from tollway.errors import InvalidRequest, PermissionDenied
 from tollway.insights import impact
-
-if TYPE_CHECKING:
-    from tollway.app import Runtime
 
 router = APIRouter(prefix="/admin/v1/impact", tags=["impact"])
 Since = Annotated[str, Query(description="ISO date or duration back; whole UTC days")]
@@ -29,18 +27,13 @@ def _period(since: str, until: str | None) -> tuple[int, int]:
     return since_ms, until_ms
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 @router.get("")
 async def team_metrics(
     _: AdminPrincipal, request: Request, since: Since = "30d", until: Until = None
 ) -> dict[str, Any]:
     """Per team: outcomes, credited tokens, outcomes per 1M credited tokens, cost per
     outcome, in-house share, active users, and the trend against the previous period."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     since_ms, until_ms = _period(since, until)
     return await asyncio.to_thread(
         impact.team_metrics,
@@ -57,7 +50,7 @@ async def leaderboard(
 ) -> dict[str, Any]:
     """Teams in quartile bands (Q1 = top) of log1p(outcomes) per 1M credited tokens;
     alphabetical within a band, never ranked; small teams are not compared."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     since_ms, until_ms = _period(since, until)
     return await asyncio.to_thread(
         impact.leaderboard,
@@ -79,7 +72,7 @@ async def user_metrics(
 ) -> dict[str, Any]:
     """Per user of one team, alphabetical; refused (403) for teams under the minimum
     group size, so no individual can be singled out."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     since_ms, until_ms = _period(since, until)
     engine = runtime.database.engine
     if org is None:

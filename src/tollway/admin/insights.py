@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from tollway.admin.auth import AdminPrincipal
-from tollway.cli_support import parse_since
-from tollway.errors import InvalidRequest, NotFound
+from tollway.admin.params import runtime_of, time_param
+from tollway.errors import NotFound
 from tollway.insights.flag_scan import DAY_MS, flag_days
 from tollway.ledger.alerts import AlertStore
 from tollway.ledger.flags import get_flag, list_flags, review_flag
-
-if TYPE_CHECKING:
-    from tollway.app import Runtime
 
 router = APIRouter(prefix="/admin/v1")
 SinceQuery = Annotated[str, Query(description="ISO time or a duration back (e.g. 7d)")]
@@ -33,16 +30,8 @@ class AlertFeedback(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _since(value: str) -> int:
-    try:
-        return parse_since(value)
-    except ValueError as exc:
-        raise InvalidRequest(f"since: {exc}", param="since") from None
+    return time_param(value, 0, "since")
 
 
 def _now() -> int:
@@ -60,7 +49,7 @@ async def flags(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> dict[str, Any]:
     """Flagged user-days, highest score first, with the signals and sample request ids."""
-    engine = _runtime(request).database.engine
+    engine = runtime_of(request).database.engine
     rows = await asyncio.to_thread(
         list_flags,
         engine,
@@ -78,7 +67,7 @@ async def scan_flags(
     _: AdminPrincipal, request: Request, since: SinceQuery = "1d"
 ) -> dict[str, Any]:
     """Rescan the ledger's days from `since` to now and update the review list."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     since_ms, now = _since(since), _now()
     days = range(since_ms - since_ms % DAY_MS, now, DAY_MS)
     insights = runtime.settings.insights
@@ -93,7 +82,7 @@ async def review(
     principal: AdminPrincipal, request: Request, flag_id: str, body: FlagReview
 ) -> dict[str, Any]:
     """Confirm or dismiss a flag. Nothing is punished automatically either way."""
-    engine = _runtime(request).database.engine
+    engine = runtime_of(request).database.engine
     found = await asyncio.to_thread(
         review_flag, engine, flag_id, body.status, principal.key_id, body.note, _now()
     )
@@ -115,7 +104,7 @@ async def alerts(
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> dict[str, Any]:
     """Alert history, newest first, with evidence, deliveries and feedback."""
-    store = AlertStore(_runtime(request).database.engine)
+    store = AlertStore(runtime_of(request).database.engine)
     rows = await asyncio.to_thread(
         store.list, since_ms=_since(since), state=state, kind=kind, team=team, limit=limit
     )
@@ -125,7 +114,7 @@ async def alerts(
 @router.get("/alerts/{alert_id}", tags=["insights"])
 async def alert(_: AdminPrincipal, request: Request, alert_id: str) -> dict[str, Any]:
     """One alert."""
-    found = await asyncio.to_thread(AlertStore(_runtime(request).database.engine).get, alert_id)
+    found = await asyncio.to_thread(AlertStore(runtime_of(request).database.engine).get, alert_id)
     if found is None:
         raise NotFound(f"No alert with id '{alert_id}'.")
     return found
@@ -136,7 +125,7 @@ async def alert_feedback(
     principal: AdminPrincipal, request: Request, alert_id: str, body: AlertFeedback
 ) -> dict[str, Any]:
     """Record whether an alert was useful, a false alarm, or planned work."""
-    store = AlertStore(_runtime(request).database.engine)
+    store = AlertStore(runtime_of(request).database.engine)
     found = await asyncio.to_thread(
         store.feedback, alert_id, body.verdict, principal.key_id, body.note, _now()
     )

@@ -9,19 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from tollway.admin.auth import AdminPrincipal
-from tollway.cli_support import parse_since, parse_when
+from tollway.admin.params import runtime_of, time_param
 from tollway.errors import AuthError, BodyTooLarge, InvalidRequest, ServiceUnavailable
 from tollway.insights import github
 from tollway.insights.outcome_events import KINDS, ingest, list_outcomes, parse_events
-
-if TYPE_CHECKING:
-    from tollway.app import Runtime
 
 router = APIRouter(prefix="/admin/v1", tags=["outcomes"])
 WEBHOOK_MAX_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
@@ -41,10 +38,6 @@ class BadSignature(AuthError):
     code = "invalid_signature"
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -52,14 +45,8 @@ def _now_ms() -> int:
 def period(since: str | None, until: str | None, default_days: int = 30) -> tuple[int, int]:
     """`[since, until)` in epoch ms from query parameters; 400 naming a bad one."""
     now = _now_ms()
-    try:
-        since_ms = parse_since(since) if since else now - default_days * 86_400_000
-    except ValueError as exc:
-        raise InvalidRequest(f"since: {exc}", param="since") from None
-    try:
-        until_ms = parse_when(until, future=False) if until else now + 1
-    except ValueError as exc:
-        raise InvalidRequest(f"until: {exc}", param="until") from None
+    since_ms = time_param(since or None, now - default_days * 86_400_000, "since")
+    until_ms = time_param(until or None, now + 1, "until", since=False)
     if until_ms <= since_ms:
         raise InvalidRequest("until: must be after since", param="until")
     return since_ms, until_ms
@@ -81,7 +68,7 @@ async def post_outcomes(
     ],
 ) -> dict[str, Any]:
     """Record outcomes; idempotent on `id`. A revert or incident voids its `refs`."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     now = _now_ms()
     events = parse_events(body, now_ms=now)
     result = await asyncio.to_thread(
@@ -111,7 +98,7 @@ async def get_outcomes(
         raise InvalidRequest(f"kind: use one of {', '.join(KINDS)}", param="kind")
     rows = await asyncio.to_thread(
         list_outcomes,
-        _runtime(request).database.engine,
+        runtime_of(request).database.engine,
         since_ms=since_ms,
         until_ms=until_ms,
         org=org,
@@ -125,7 +112,7 @@ async def get_outcomes(
 @router.post("/webhooks/github", response_model=None)
 async def github_webhook(request: Request) -> dict[str, Any] | JSONResponse:
     """GitHub deliveries (signed with the shared secret): merged PRs become outcomes."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     config = runtime.settings.insights.github
     secret = os.environ.get(config.secret_env)
     if not secret:
