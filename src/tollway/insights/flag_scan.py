@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -107,16 +107,21 @@ def scan_day(
     errors: dict[tuple[str, str, str], int] = defaultdict(int)
     off_hours: dict[tuple[str, str, str], int] = defaultdict(int)
     off_by_team: dict[str, list[bool]] = {}
+
+    def off_for(team: str) -> list[bool]:
+        """Which UTC hours of the day are off-hours for `team` (computed once a team)."""
+        off = off_by_team.get(team)
+        if off is None:
+            hours = detection.team_work_hours.get(team, detection.work_hours)
+            off = off_by_team[team] = _off_hours(day_start_ms, hours)
+        return off
+
     for org, team, user, hour_ms, n, failed, tokens in hourly:
         key = (org, team, user)
         hour = (int(hour_ms) - day_start_ms) // HOUR_MS
         profile[key][hour] += int(n)
         errors[key] += int(failed)
-        off = off_by_team.get(team)
-        if off is None:
-            hours = detection.team_work_hours.get(team, detection.work_hours)
-            off = off_by_team[team] = _off_hours(day_start_ms, hours)
-        if off[hour]:
+        if off_for(team)[hour]:
             off_hours[key] += int(tokens)
 
     team_day_tokens: dict[str, list[int]] = defaultdict(list)
@@ -134,7 +139,7 @@ def scan_day(
     days_in_window = detection.no_outcome_days
     exempt_users = [key for key, row in days.items() if int(row["exempt_requests"])]
     if exempt_users:
-        own = _profiles_without_exempt(engine, day_start_ms, exempt_users, detection)
+        own = _profiles_without_exempt(engine, day_start_ms, exempt_users, detection, off_for)
         for key, (hour_counts, off_tokens) in own.items():
             profile[key], off_hours[key] = hour_counts, off_tokens
 
@@ -188,6 +193,7 @@ def _profiles_without_exempt(
     day_start_ms: int,
     keys: list[tuple[str, str, str]],
     detection: DetectionConfig,
+    off_for: Callable[[str], list[bool]],
 ) -> dict[tuple[str, str, str], tuple[list[int], int]]:
     """Hour profile and off-hours tokens of users who also ran sanctioned automation that
     day, without it (the rollups mix both; these few users' rows are read)."""
@@ -195,8 +201,7 @@ def _profiles_without_exempt(
     out = {}
     with engine.connect() as connection:
         for org, team, user in keys:
-            hours = detection.team_work_hours.get(team, detection.work_hours)
-            off = _off_hours(day_start_ms, hours)
+            off = off_for(team)
             profile, off_tokens = [0] * 24, 0
             rows = connection.execute(
                 select(
@@ -262,18 +267,7 @@ def _with_samples(engine: Engine, flags: list[DayFlag]) -> list[DayFlag]:
                 .order_by(requests.c.gaming_score.desc(), requests.c.started_at_ms.desc())
                 .limit(SAMPLE_IDS)
             ).scalars()
-            out.append(
-                DayFlag(
-                    flag.day_start_ms,
-                    flag.org,
-                    flag.team,
-                    flag.user,
-                    flag.tokens,
-                    flag.credited_tokens,
-                    flag.verdict,
-                    tuple(ids),
-                )
-            )
+            out.append(replace(flag, sample_request_ids=tuple(ids)))
     return out
 
 
