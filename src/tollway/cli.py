@@ -38,9 +38,6 @@ app.add_typer(route_app, name="route")
 console = Console()
 
 
-_settings = cli_settings
-
-
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -50,7 +47,7 @@ def serve(
     """Run the gateway (embedded defaults: SQLite, simulated provider, demo org)."""
     from tollway.server import run_gateway
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     try:
         run_gateway(settings, host=host, port=port, console=console)
     except ConfigError as exc:
@@ -96,7 +93,7 @@ def keys_create(
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     expires_ms = _when_option(expires, "--expires")
-    _, store = open_database(_settings(config))
+    _, store = open_database(cli_settings(config))
     try:
         key, info = store.create(user, team, org, name=name, role=role, expires_at_ms=expires_ms)
     except ValueError as exc:
@@ -114,7 +111,7 @@ def keys_list(
     config: ConfigOpt = None,
 ) -> None:
     """List keys (never their secrets)."""
-    _, store = open_database(_settings(config))
+    _, store = open_database(cli_settings(config))
     table = Table("key id", "prefix", "org", "team", "user", "name", "created", "expires", "state")
     now = int(time.time() * 1000)
     for k in store.list(org=org, team=team, include_revoked=all_keys):
@@ -126,8 +123,8 @@ def keys_list(
             k.team,
             k.user,
             k.name or "",
-            _fmt_ms(k.created_at_ms),
-            _fmt_ms(k.expires_at_ms),
+            fmt_ms(k.created_at_ms),
+            fmt_ms(k.expires_at_ms),
             state,
         )
     console.print(table)
@@ -136,7 +133,7 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, config: ConfigOpt = None) -> None:
     """Revoke a key by its id (takes effect on running gateways within a second)."""
-    _, store = open_database(_settings(config))
+    _, store = open_database(cli_settings(config))
     if not store.revoke(key_id):
         err.print(f"no active key with id {key_id}")
         raise typer.Exit(1)
@@ -153,11 +150,11 @@ def keys_expire(
 ) -> None:
     """Set (or with no --at, remove) a key's expiry."""
     expires_ms = _when_option(at, "--at")
-    _, store = open_database(_settings(config))
+    _, store = open_database(cli_settings(config))
     if not store.set_expiry(key_id, expires_ms):
         err.print(f"no key with id {key_id}")
         raise typer.Exit(1)
-    console.print(f"{key_id} expires {_fmt_ms(expires_ms) or 'never'}")
+    console.print(f"{key_id} expires {fmt_ms(expires_ms) or 'never'}")
 
 
 @app.command()
@@ -178,7 +175,7 @@ def usage(
     """Token usage and cost, from the hourly rollups."""
     from tollway.ledger.queries import usage as usage_query
 
-    database, _ = open_database(_settings(config))
+    database, _ = open_database(cli_settings(config))
     group_by = [g.strip() for g in by.split(",") if g.strip()]
     try:
         rows = usage_query(
@@ -203,7 +200,7 @@ def usage(
     ):
         table.add_column(label, justify="right")
     for row in rows:
-        cells = [_fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
+        cells = [fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
         cells += [str(row[g]) for g in group_by]
         cells += [
             f"{row['requests']:,}",
@@ -229,7 +226,7 @@ def budgets(
     """Every budget's use in its current window, with a progress bar."""
     from tollway.cli_budgets import admin_key_for, fetch_live, from_ledger, render
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     base = url or f"http://{settings.server.host}:{settings.server.port}"
     live = fetch_live(base, admin_key_for(settings))
     if live is not None:
@@ -250,7 +247,7 @@ def route_explain(
     from tollway.cli_route import explain
 
     tag_list = tuple(t.strip() for t in tags.split(",") if t.strip())
-    code = explain(console, _settings(config), key, model, tag_list, data_class)
+    code = explain(console, cli_settings(config), key, model, tag_list, data_class)
     if code:
         raise typer.Exit(code)
 
@@ -260,7 +257,7 @@ def request(request_id: str, config: ConfigOpt = None) -> None:
     """Show one request's ledger record."""
     from tollway.ledger.queries import get_request
 
-    database, _ = open_database(_settings(config))
+    database, _ = open_database(cli_settings(config))
     record = get_request(database.engine, request_id)
     if record is None:
         err.print(f"no request {request_id}")
@@ -282,7 +279,7 @@ def savings_table(
     for label in ("requests", "steered", "steered %", "asked-for $", "actual $", "saved $"):
         table.add_column(label, justify="right")
     for row in rows:
-        cells = [_fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
+        cells = [fmt_ms(row["bucket_start_ms"])] if granularity != "total" else []
         cells += [str(row[g]) for g in group_by]
         share = row["steered"] / row["requests"] if row["requests"] else 0.0
         saved = row["requested_cost_pusd"] - row["actual_cost_pusd"]
@@ -304,9 +301,6 @@ def _when_option(value: str | None, option: str) -> int | None:
     except ValueError as exc:
         err.print(f"[red]{option}: {exc}[/]")
         raise typer.Exit(2) from None
-
-
-_fmt_ms = fmt_ms
 
 
 # Insights: the review list, alerts, outcomes and impact, and the simulated organisation.
