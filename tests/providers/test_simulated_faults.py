@@ -180,7 +180,9 @@ def test_faults_from_config() -> None:
 # --- latency, disconnects, stats ----------------------------------------------------------
 
 
-def test_latency_time_to_first_token(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
+def test_latency_time_to_first_token(
+    server: SimulatedServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
     started = time.monotonic()
     stream = oai.chat.completions.create(
         model=SLOW, messages=[{"role": "user", "content": "x sim:tokens=20"}], stream=True
@@ -193,10 +195,14 @@ def test_latency_time_to_first_token(oai: openai.OpenAI, claude: anthropic.Anthr
     oai.chat.completions.create(model=SLOW, messages=[{"role": "user", "content": "sim:tokens=5"}])
     assert time.monotonic() - started >= 0.1 + 4 / 200
     started = time.monotonic()
-    for event in claude.messages.create(model=SLOW, max_tokens=5, messages=USER, stream=True):
-        if event.type == "content_block_delta":
-            break
+    with claude.messages.create(model=SLOW, max_tokens=5, messages=USER, stream=True) as events:
+        for event in events:
+            if event.type == "content_block_delta":
+                break
     assert time.monotonic() - started >= 0.1
+    # The stream was left early: let the server count that disconnect now, not during
+    # the next test (which counts disconnects).
+    wait_for_stats(server, lambda s: s["disconnects"] >= 1)
 
 
 def test_client_disconnect_is_counted_and_billed_partially(
